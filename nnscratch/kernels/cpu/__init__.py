@@ -1,0 +1,1 @@
+"""numba kernels (CPU). Imported lazily; compiled on first use and cached on disk."""
