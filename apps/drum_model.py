@@ -1,0 +1,528 @@
+"""The drum-accompaniment model: CNN-LSTM encoders, a variational bottleneck, a hierarchical
+(conductor) decoder and three H/V/O heads, with its whole backward written by hand.
+
+Graph, equations and the backward's derivation: docs/derivations/drum_vae.md (numbers cited as
+``# (n)``). Shapes: B windows, T steps (a multiple of S), S = ``sub_steps`` steps per
+sub-sequence (32 = 2 bars), U = T / S sub-sequences, E encoders, F_i input features of encoder
+i, Z latent units, C conductor units, D decoder units, L = 2 decoder layers, K = 9 drum classes::
+
+    x_i (B, T, F_i) --Conv1D-ReLU-Conv1D-ReLU-BiLSTM--> e_i (B, 2 He)       (1)  one per input
+    e = [e_1 .. e_E] --Dense-tanh--> m (B, M)                               (2)
+    mu, log_var = Dense(m), Dense(m)   (B, Z)                               (3)
+    z = mu + exp(log_var / 2) * eps                                         (4)
+    c_1..c_U = LSTM_conductor(z, z, ..., z)   (B, U, C)                      (5)
+    s_u = tanh(Dense(c_u)) = initial (h, c) of both decoder layers           (6)
+    d_t = [hvo_{t-1}, c_u(t)]   (teacher forcing; hvo_{-1} = 0)              (7)
+    y = LSTM_decoder(d) per sub-sequence, from s_u   (B, T, D)              (8)
+    h_logits = Dense(y);  v = sigmoid(Dense(y));  o = tanh(Dense(y)) / 2    (9)
+
+The accompaniment model has E = 3 encoders (piano, guitar and bass rolls, F = 88 each); the
+humanisation model (GrooVAE's task, pretrained on Groove MIDI) has one encoder over the hits H
+(F = 9). Both share every layer from the bottleneck down, by name, so the pretrained decoder
+side loads into the accompaniment model (``transfer_decoder``).
+
+``DrumLoss`` holds (10)-(13) and their gradients (14); ``DrumVAE.backward`` runs (15)-(22).
+``generate`` decodes free-running (each step's own output is the next step's input), with a
+hit threshold or a temperature; ``log_likelihood`` scores given drums under teacher forcing.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+import nnscratch as nn
+from nnscratch.functions import loss as LF
+from nnscratch.functions.activation import sigmoid
+from nnscratch.functions.base import Context
+from nnscratch.layers.conv import Conv1D
+from nnscratch.layers.dropout import Dropout
+from nnscratch.layers.lstm import LSTM
+
+K = 9                 # drum classes
+HVO = 3 * K           # one decoder step's drums: [H | V | O]
+
+
+@dataclass
+class DrumConfig:
+    """Sizes of a DrumVAE. ``inputs`` lists each encoder's input features."""
+
+    inputs: tuple = (88, 88, 88)
+    conv_channels: int = 32
+    kernel: int = 3
+    enc_stride: int = 2          # stride of the second convolution (halves the BiLSTM's steps)
+    enc_hidden: int = 64
+    merge: int = 128
+    latent: int = 64
+    conductor: int = 64
+    dec_hidden: int = 128
+    dec_layers: int = 2
+    sub_steps: int = 32
+    dropout: float = 0.0         # on the decoder's outputs, before the heads (training only)
+    input_dropout: float = 0.0   # teacher-forcing dropout: whole previous steps zeroed in (7)
+    forget_bias: float = 1.0
+
+    def to_json(self) -> dict:
+        d = asdict(self)
+        d["inputs"] = list(self.inputs)
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict) -> "DrumConfig":
+        d = dict(d)
+        d["inputs"] = tuple(d["inputs"])
+        return cls(**d)
+
+
+#: model sizes: ``cpu`` trains in tens of minutes on 2 cores; ``seed`` is the report's scale
+#: (a 200-unit encoder RNN; GrooVAE's 256-unit decoder and latent code)
+PRESETS = {
+    "tiny": dict(conv_channels=4, enc_hidden=5, merge=6, latent=3, conductor=4, dec_hidden=5,
+                 sub_steps=4),
+    "cpu": dict(conv_channels=32, enc_hidden=64, merge=128, latent=64, conductor=64,
+                dec_hidden=128),
+    "seed": dict(conv_channels=64, enc_stride=1, enc_hidden=200, merge=256, latent=256,
+                 conductor=256, dec_hidden=256),
+}
+
+
+# ----------------------------------------------------------------------------------------------
+# Encoder
+# ----------------------------------------------------------------------------------------------
+class CNNLSTMEncoder(nn.Layer):
+    """Conv1D -> ReLU -> Conv1D (stride s) -> ReLU -> bidirectional LSTM; the code is the final
+    hidden state of both directions, [h_forward(T) ; h_reverse(1)].  Equation (1).
+
+    Shapes: x (B, T, F) -> e (B, 2H). ``backward(de)`` returns None (its input is data).
+    """
+
+    def __init__(self, in_features: int, channels: int, hidden: int, kernel: int = 3,
+                 stride: int = 1, forget_bias: float = 1.0):
+        super().__init__()
+        pad = kernel // 2
+        self.conv1 = Conv1D(in_features, channels, kernel, padding=pad, init="he_uniform")
+        self.act1 = nn.ReLU()
+        self.conv2 = Conv1D(channels, channels, kernel, stride=stride, padding=pad,
+                            init="he_uniform")
+        self.act2 = nn.ReLU()
+        self.lstm = LSTM(channels, hidden, bidirectional=True, forget_bias=forget_bias)
+        self.conv1.input_grad = False           # x is data: no dx
+        self.hidden = hidden
+
+    def forward(self, x):
+        xp = nn.get_array_module(x)
+        a = self.act1(self.conv1(xp.ascontiguousarray(x.transpose(0, 2, 1))))   # (B, C, T)
+        a = self.act2(self.conv2(a))                                              # (B, C, T')
+        _, (h_n, _) = self.lstm(xp.ascontiguousarray(a.transpose(0, 2, 1)))      # h_n (2, B, H)
+        return xp.concatenate([h_n[0], h_n[1]], axis=-1)                          # (1)
+
+    def backward(self, de):
+        xp = nn.get_array_module(de)
+        H = self.hidden
+        dh_n = xp.stack([de[:, :H], de[:, H:]])              # (22) the two directions' halves
+        da, _ = self.lstm.backward(None, (dh_n, None))       # (22) BPTT from the final states
+        da = self.conv2.backward(self.act2.backward(xp.ascontiguousarray(da.transpose(0, 2, 1))))
+        self.conv1.backward(self.act1.backward(da))          # parameter gradients only
+        return None
+
+
+# ----------------------------------------------------------------------------------------------
+# The model
+# ----------------------------------------------------------------------------------------------
+def _tile_steps(a, n):
+    """(B, U, C) -> (B, U, n, C): each sub-sequence's vector repeated over its n steps."""
+    xp = nn.get_array_module(a)
+    return xp.broadcast_to(a[:, :, None, :], (a.shape[0], a.shape[1], n, a.shape[2]))
+
+
+class DrumVAE(nn.Layer):
+    """Encoders, VIB, conductor, 2-layer decoder, heads (module docstring, (1)-(9)).
+
+    ``forward(x, hvo, eps=None) -> (h_logits, v, o, mu, log_var)``:
+        x     (B, E, T, F) inputs of the E encoders (or a list of E arrays (B, T, F_i))
+        hvo   (B, T, 27) the target drums [H | V | O], read shifted by one step (7)
+        eps   (B, Z) the sampling noise (drawn when None; z = mu in eval mode)
+        h_logits, v, o (B, T, 9); mu, log_var (B, Z)
+    ``backward((dh_logits, dv, do, dmu, dlog_var))`` runs (15)-(22), adds into every
+    parameter's gradient and returns None (all inputs are data). dmu and dlog_var are the KL
+    term's gradients, joined to the sampling path's in (19).
+
+    Layer-wise training: frozen layers (``freeze()``) take no gradient, and when every layer
+    below some point is frozen, backward stops there instead of computing gradients nobody
+    uses (``_trainable``).
+    """
+
+    def __init__(self, cfg: DrumConfig | None = None):
+        super().__init__()
+        cfg = cfg or DrumConfig()
+        self.cfg = cfg
+        self.encoders = nn.LayerList([
+            CNNLSTMEncoder(f, cfg.conv_channels, cfg.enc_hidden, cfg.kernel, cfg.enc_stride,
+                           cfg.forget_bias) for f in cfg.inputs])
+        self.merge = nn.Dense(len(cfg.inputs) * 2 * cfg.enc_hidden, cfg.merge)
+        self.merge_act = nn.Tanh()
+        self.fc_mu = nn.Dense(cfg.merge, cfg.latent)
+        self.fc_log_var = nn.Dense(cfg.merge, cfg.latent)
+        self.sample = nn.Reparameterize()
+        self.conductor = LSTM(cfg.latent, cfg.conductor, forget_bias=cfg.forget_bias)
+        self.init_state = nn.Dense(cfg.conductor, 2 * cfg.dec_layers * cfg.dec_hidden)
+        self.init_act = nn.Tanh()
+        self.decoder = LSTM(HVO + cfg.conductor, cfg.dec_hidden, num_layers=cfg.dec_layers,
+                            forget_bias=cfg.forget_bias)
+        self.dropout = Dropout(cfg.dropout)
+        self.head_h = nn.Dense(cfg.dec_hidden, K)
+        self.head_v = nn.Dense(cfg.dec_hidden, K)
+        self.v_act = nn.Sigmoid()
+        self.head_o = nn.Dense(cfg.dec_hidden, K)
+        self.o_act = nn.Tanh()
+
+    # -- layer groups, from the output towards the input (the layer-wise schedule's order) -------
+    def groups(self) -> list:
+        """[(name, [layers])] from the output to the input."""
+        enc = list(self.encoders)
+        return [("heads", [self.head_h, self.head_v, self.head_o]),
+                ("decoder", [self.decoder]),
+                ("init_state", [self.init_state]),
+                ("conductor", [self.conductor]),
+                ("bottleneck", [self.fc_mu, self.fc_log_var]),
+                ("merge", [self.merge]),
+                ("encoder_lstm", [e.lstm for e in enc]),
+                ("encoder_conv", [layer for e in enc for layer in (e.conv1, e.conv2)])]
+
+    @staticmethod
+    def _trainable(*layers) -> bool:
+        return any(p.requires_grad for layer in layers for p in layer.parameters())
+
+    # -- forward ---------------------------------------------------------------------------------
+    def _inputs(self, x):
+        if isinstance(x, (list, tuple)):
+            xs = list(x)
+        else:
+            if x.ndim != 4 or x.shape[1] != len(self.encoders):
+                raise ValueError(f"{self.label}: expected inputs (batch, {len(self.encoders)}, "
+                                 f"time, features), got {tuple(x.shape)}")
+            xs = [x[:, i] for i in range(x.shape[1])]
+        for i, (a, f) in enumerate(zip(xs, self.cfg.inputs)):
+            if a.ndim != 3 or a.shape[2] != f:
+                raise ValueError(f"{self.label}: encoder {i} expects (batch, time, {f}), got "
+                                 f"{tuple(a.shape)}")
+        return xs
+
+    def encode(self, x):
+        """(mu, log_var), each (B, Z): equations (1)-(3)."""
+        xp_ = nn.get_array_module(self.merge.weight.data)
+        es = [enc(xp_.asarray(a, dtype=self.merge.weight.dtype))
+              for enc, a in zip(self.encoders, self._inputs(x))]                   # (1)
+        m = self.merge_act(self.merge(xp_.concatenate(es, axis=-1)))               # (2)
+        return self.fc_mu(m), self.fc_log_var(m)                                   # (3)
+
+    def conduct(self, z, U: int):
+        """Conductor vectors c (B, U, C) and decoder initial states s (B, U, 2 L D): (5), (6)."""
+        xp_ = nn.get_array_module(z)
+        c, _ = self.conductor(xp_.repeat(z[:, None, :], U, axis=1))                  # (5)
+        return c, self.init_act(self.init_state(c))                                 # (6)
+
+    def _split_state(self, s):
+        """s (B, U, 2 L D) -> (h0, c0), each (L, B U, D), in the decoder's layout."""
+        B, U, _ = s.shape
+        L, D = self.cfg.dec_layers, self.cfg.dec_hidden
+        s = s.reshape(B * U, 2, L, D)
+        xp_ = nn.get_array_module(s)
+        return (xp_.ascontiguousarray(s[:, 0].transpose(1, 0, 2)),
+                xp_.ascontiguousarray(s[:, 1].transpose(1, 0, 2)))
+
+    def heads(self, y):
+        """(9): hit logits, velocities in (0, 1), offsets in (-1/2, 1/2)."""
+        return self.head_h(y), self.v_act(self.head_v(y)), 0.5 * self.o_act(self.head_o(y))
+
+    def forward(self, x, hvo, eps=None):
+        xp_ = nn.get_array_module(self.merge.weight.data)
+        dtype = self.merge.weight.dtype
+        hvo = xp_.asarray(hvo, dtype=dtype)
+        B, T, _ = hvo.shape
+        S = self.cfg.sub_steps
+        if T % S:
+            raise ValueError(f"{self.label}: {T} steps is not a whole number of {S}-step "
+                             "sub-sequences")
+        U = T // S
+        mu, log_var = self.encode(x)                                                # (1)-(3)
+        z = self.sample(mu, log_var, eps)                                           # (4)
+        c, s = self.conduct(z, U)                                                   # (5), (6)
+        h0, c0 = self._split_state(s)
+        prev = xp_.concatenate([xp_.zeros((B, 1, HVO), dtype), hvo[:, :-1]], axis=1)   # (7)
+        if self.training and self.cfg.input_dropout > 0 and nn.is_grad_enabled():
+            # "word dropout" (Bowman et al. 2016): hide whole previous steps, so the decoder
+            # must lean on c_u (hence on z) and copes with its own errors when free-running
+            keep = nn.get_rng().random((B, T, 1), dtype=dtype) >= self.cfg.input_dropout
+            prev = prev * keep
+        d = xp_.concatenate([prev.reshape(B, U, S, HVO), _tile_steps(c, S)], axis=-1)
+        y, _ = self.decoder(d.reshape(B * U, S, -1), (h0, c0))                     # (8)
+        y = self.dropout(y.reshape(B, T, -1))
+        self.save_context(Context(shape=(B, T, U, S)))
+        return (*self.heads(y), mu, log_var)                                        # (9)
+
+    # -- backward ---------------------------------------------------------------------------------
+    def backward(self, grads):
+        dh_logits, dv, do, dmu_kl, dlog_var_kl = grads
+        ctx = self.pop_context()
+        ctx.consume(self.label)
+        B, T, U, S = ctx.shape
+        xp_ = nn.get_array_module(self.merge.weight.data)
+        g = dict(self.groups())
+        enc_layers = [layer for _, group in self.groups()[4:] for layer in group]
+        below_heads = [self.decoder, self.init_state, self.conductor, *enc_layers]
+
+        # (15) the three heads read the same y: their input gradients add
+        dy = self.head_h.backward(dh_logits)
+        dy = dy + self.head_v.backward(self.v_act.backward(dv))
+        dy = dy + self.head_o.backward(self.o_act.backward(0.5 * do))
+        if not self._trainable(*below_heads):
+            return self._stop_after("heads")
+        dy = self.dropout.backward(dy)
+        # (16) backprop through time in each sub-sequence: input and initial-state gradients
+        dd, (dh0, dc0) = self.decoder.backward(dy.reshape(B * U, S, -1))
+        if not self._trainable(self.init_state, self.conductor, *enc_layers):
+            return self._stop_after("decoder")
+        L, D = self.cfg.dec_layers, self.cfg.dec_hidden
+        ds = xp_.stack([dh0.transpose(1, 0, 2), dc0.transpose(1, 0, 2)], axis=1)   # (B U, 2, L, D)
+        ds = ds.reshape(B, U, 2 * L * D)
+        # (17) c_u reaches the loss through the decoder's inputs (every step of u) and through
+        # its initial state: the two gradients add
+        dc = dd.reshape(B, U, S, -1)[..., HVO:].sum(axis=2)
+        dc = dc + self.init_state.backward(self.init_act.backward(ds))
+        if not self._trainable(self.conductor, *enc_layers):
+            return self._stop_after("init_state")
+        # (18) z is the conductor's input at every step: sum the steps' input gradients
+        dzs, _ = self.conductor.backward(dc)
+        dz = dzs.sum(axis=1)
+        if not self._trainable(*enc_layers):
+            return self._stop_after("conductor")
+        # (19) the sampling path and the KL term join at mu and log_var
+        dmu, dlog_var = self.sample.backward(dz)
+        if dmu_kl is not None:
+            dmu = dmu + dmu_kl
+        if dlog_var_kl is not None:
+            dlog_var = dlog_var + dlog_var_kl
+        # (20) both bottleneck layers read m
+        dm = self.fc_mu.backward(dmu) + self.fc_log_var.backward(dlog_var)
+        if not self._trainable(*g["merge"], *g["encoder_lstm"], *g["encoder_conv"]):
+            return self._stop_after("bottleneck")
+        # (21) through tanh and the merge layer, then split among the encoders
+        de = self.merge.backward(self.merge_act.backward(dm))
+        if not self._trainable(*g["encoder_lstm"], *g["encoder_conv"]):
+            return self._stop_after("merge")
+        w = 2 * self.cfg.enc_hidden
+        for i, enc in enumerate(self.encoders):
+            enc.backward(de[:, i * w:(i + 1) * w])                                  # (22)
+        return None
+
+    def _stop_after(self, group: str):
+        """Every layer below ``group`` is frozen: drop their saved contexts, return None."""
+        names = [n for n, _ in self.groups()]
+        for _, layers in self.groups()[names.index(group) + 1:]:
+            for layer in layers:
+                layer.clear_contexts()
+        for layer in (self.dropout, self.init_act, self.sample, self.merge_act, *self.encoders):
+            layer.clear_contexts()
+        return None
+
+    # -- inference ------------------------------------------------------------------------------
+    def generate(self, x, n_steps: int, z=None, threshold: float = 0.5, temperature: float = 0.0,
+                 rng=None, hits=None, start=None) -> dict:
+        """Free-running decoding of ``n_steps`` steps (any number: the last sub-sequence is cut).
+
+        z: (B, Z) codes (default: mu of the inputs, the most likely code). Hits: with
+        ``temperature`` 0, sigmoid(logit) > threshold; otherwise sampled from
+        Bernoulli(sigmoid(logit / temperature)) with ``rng``. ``hits`` (B, n_steps, 9) fixes the
+        hits instead (humanisation: H known, V and O predicted). ``start`` (B, 27): the drums
+        of the step before the first (continuity between windows). Returns a dict of CPU
+        arrays: H, V, O (B, n_steps, 9), as written (V, O zero where no hit), v_raw, o_raw
+        (the heads' outputs at every cell) and p (hit probabilities).
+        """
+        xp_ = nn.get_array_module(self.merge.weight.data)
+        dtype = self.merge.weight.dtype
+        S = self.cfg.sub_steps
+        U = -(-n_steps // S)
+        with nn.no_grad():
+            if z is None:
+                z, _ = self.encode(x)
+            z = xp_.asarray(z, dtype=dtype)
+            B = z.shape[0]
+            c, s = self.conduct(z, U)
+            h0, c0 = self._split_state(s)                  # (L, B U, D)
+            h0 = h0.reshape(h0.shape[0], B, U, -1)
+            c0 = c0.reshape(c0.shape[0], B, U, -1)
+            prev = xp_.zeros((B, HVO), dtype) if start is None else xp_.asarray(start, dtype)
+            fixed = None if hits is None else xp_.asarray(hits, dtype)
+            out = {k: np.zeros((B, n_steps, K), np.float32) for k in ("H", "V", "O", "v_raw",
+                                                                     "o_raw", "p")}
+            for u in range(U):
+                state = (xp_.ascontiguousarray(h0[:, :, u]), xp_.ascontiguousarray(c0[:, :, u]))
+                for t in range(u * S, min((u + 1) * S, n_steps)):
+                    y, state = self.decoder.step(xp_.concatenate([prev, c[:, u]], axis=-1), state)
+                    logit, v, o = self.heads(y)                                     # (9)
+                    if fixed is not None:
+                        h = fixed[:, t]
+                        p = sigmoid(logit)
+                    elif temperature > 0:
+                        p = sigmoid(logit / temperature)
+                        draw = xp_.asarray(rng.random(p.shape))
+                        h = (draw < p).astype(dtype)
+                    else:
+                        p = sigmoid(logit)
+                        h = (p > threshold).astype(dtype)
+                    prev = xp_.concatenate([h, v * h, o * h], axis=-1)
+                    for k, a in (("H", h), ("V", v * h), ("O", o * h), ("v_raw", v),
+                                 ("o_raw", o), ("p", p)):
+                        out[k][:, t] = nn.to_cpu(a)
+        return out
+
+    def log_likelihood(self, x, hvo) -> np.ndarray:
+        """log p(H | inputs) of given drums (B, T, 27) under teacher forcing at z = mu, summed over
+        steps and classes: one value per window (the ranking score of ``accompany``)."""
+        was_training = self.training
+        self.eval()
+        try:
+            with nn.no_grad():
+                logits, _, _, _, _ = self.forward(x, hvo)
+            logits = nn.to_cpu(logits).astype(np.float64)
+            H = np.asarray(hvo)[..., :K].astype(np.float64)
+            ll = -((1 - H) * logits + np.logaddexp(0, -logits))       # loss.md (5), negated
+            return ll.sum(axis=(1, 2))
+        finally:
+            self.train(was_training)
+
+
+# ----------------------------------------------------------------------------------------------
+# Loss
+# ----------------------------------------------------------------------------------------------
+@dataclass
+class LossConfig:
+    pos_weight: float = 2.0      # weight of the positive (hit) term of the BCE (10)
+    w_velocity: float = 1.0
+    w_offset: float = 1.0
+    beta: float = 0.2            # weight of the KL term (13)
+    free_bits: float = 0.0       # nats of KL per window that cost nothing (12)
+
+
+class DrumLoss:
+    """L = L_H + w_V L_V + w_O L_O + beta L_KL  (docs/derivations/drum_vae.md, (10)-(14)).
+
+        L_H  = mean over cells of the weighted BCE of the hit logits         (10)
+        L_V  = sum_hits (v - V)^2 / #hits,  L_O likewise                     (11)
+        L_KL = mean_b max(KL_b - free_bits, 0) / (T K)                       (12)
+
+    KL_b is the window's KL(q(z|x) || N(0, I)) in nats; dividing by the T K cells puts it on
+    the scale of L_H's per-cell mean, so beta = 1 is the ELBO's weighting. ``loss, parts =
+    fn(outputs, hvo)``; ``fn.backward()`` returns the tuple ``DrumVAE.backward`` takes.
+    """
+
+    def __init__(self, cfg: LossConfig | None = None):
+        self.cfg = cfg or LossConfig()
+        self._saved = None
+
+    def __call__(self, outputs, hvo):
+        h_logits, v, o, mu, log_var = outputs
+        xp_ = nn.get_array_module(h_logits)
+        hvo = xp_.asarray(hvo, dtype=h_logits.dtype)
+        H, V, O = hvo[..., :K], hvo[..., K:2 * K], hvo[..., 2 * K:]
+        B, T, _ = H.shape
+        c = self.cfg
+        n_hits = max(float(H.sum()), 1.0)
+        ctx_h, ctx_v, ctx_o, ctx_kl = Context(), Context(), Context(), Context()
+        l_h = LF.BCEWithLogits.forward(ctx_h, h_logits, H, pos_weight=c.pos_weight)      # (10)
+        l_v = LF.MSE.forward(ctx_v, H * v, V, reduction="sum") / n_hits                   # (11)
+        l_o = LF.MSE.forward(ctx_o, H * o, O, reduction="sum") / n_hits                   # (11)
+        kl_b = LF.KLStandardNormal.forward(ctx_kl, mu, log_var, reduction="none")         # (12)
+        active = (kl_b > c.free_bits).astype(h_logits.dtype)
+        l_kl = (active * (kl_b - c.free_bits)).sum() / (B * T * K)
+        loss = l_h + c.w_velocity * l_v + c.w_offset * l_o + c.beta * l_kl                # (13)
+        LF.check_finite("DrumLoss", loss=xp_.asarray(loss), h_logits=h_logits, v=v, o=o, mu=mu,
+                        log_var=log_var)
+        self._saved = (ctx_h, ctx_v, ctx_o, ctx_kl, H, n_hits, active, B * T * K)
+        parts = {"note": float(l_h), "velocity": float(l_v), "offset": float(l_o),
+                 "kl": float(kl_b.mean()), "kl_cost": float(l_kl)}
+        return float(loss), parts
+
+    def backward(self):
+        if self._saved is None:
+            raise RuntimeError("DrumLoss.backward called without a matching forward")
+        ctx_h, ctx_v, ctx_o, ctx_kl, H, n_hits, active, cells = self._saved
+        self._saved = None
+        c = self.cfg
+        dh, _ = LF.BCEWithLogits.backward(ctx_h)                                  # (14) loss.md (6)
+        dv = H * LF.MSE.backward(ctx_v, c.w_velocity / n_hits)[0]                  # (14)
+        do = H * LF.MSE.backward(ctx_o, c.w_offset / n_hits)[0]                    # (14)
+        dmu, dlog_var = LF.KLStandardNormal.backward(ctx_kl, active * (c.beta / cells))  # (14)
+        return dh, dv, do, dmu, dlog_var
+
+
+# ----------------------------------------------------------------------------------------------
+# Metrics
+# ----------------------------------------------------------------------------------------------
+def drum_metrics(H_pred, V_pred, O_pred, hvo, v_raw=None, o_raw=None) -> dict:
+    """Hit accuracy, precision, recall, F1 (over all cells), velocity and timing MSE.
+
+    ``*_hits``: on the target's hits, comparing the predictor's velocity/offset at those
+    cells (``v_raw``/``o_raw`` when the model gives a value at every cell, else V_pred/O_pred);
+    ``*_all``: over every cell, the drums as written (V, O zero where no hit predicted)
+    against the targets (zero where no hit), the convention of a Keras MSE on V and O.
+    """
+    hvo = np.asarray(hvo, dtype=np.float64)
+    H, V, O = hvo[..., :K] > 0.5, hvo[..., K:2 * K], hvo[..., 2 * K:]
+    Hp = np.asarray(H_pred) > 0.5
+    Vp, Op = np.asarray(V_pred, np.float64) * Hp, np.asarray(O_pred, np.float64) * Hp
+    vr = Vp if v_raw is None else np.asarray(v_raw, np.float64)
+    orr = Op if o_raw is None else np.asarray(o_raw, np.float64)
+    tp = int((Hp & H).sum())
+    fp = int((Hp & ~H).sum())
+    fn = int((~Hp & H).sum())
+    tn = int((~Hp & ~H).sum())
+    prec = tp / max(tp + fp, 1)
+    rec = tp / max(tp + fn, 1)
+    n_h = max(int(H.sum()), 1)
+    return {
+        "accuracy": (tp + tn) / max(tp + fp + fn + tn, 1), "precision": prec, "recall": rec,
+        "f1": 2 * prec * rec / max(prec + rec, 1e-12),
+        "velocity_mse_hits": float(((vr - V) ** 2 * H).sum() / n_h),
+        "timing_mse_hits": float(((orr - O) ** 2 * H).sum() / n_h),
+        "velocity_mse_all": float(((Vp - V) ** 2).mean()),
+        "timing_mse_all": float(((Op - O) ** 2).mean()),
+        "hits_true": int(H.sum()), "hits_pred": int(Hp.sum()),
+    }
+
+
+# ----------------------------------------------------------------------------------------------
+# Building and transferring
+# ----------------------------------------------------------------------------------------------
+def build_model(preset: str = "cpu", inputs=(88, 88, 88), **overrides) -> DrumVAE:
+    if preset not in PRESETS:
+        raise ValueError(f"unknown model preset {preset!r}: choose one of {sorted(PRESETS)}")
+    cfg = DrumConfig(inputs=tuple(inputs), **{**PRESETS[preset], **overrides})
+    return DrumVAE(cfg)
+
+
+#: the layers shared by the humanisation and the accompaniment models
+DECODER_SIDE = ("fc_mu", "fc_log_var", "conductor", "init_state", "decoder", "head_h", "head_v",
+                "head_o")
+
+
+def transfer_decoder(src: DrumVAE, dst: DrumVAE, parts=DECODER_SIDE) -> list:
+    """Copy the parameters of the named layers from src to dst (the pretrained decoder side);
+    returns the names copied. Layers whose shapes differ raise a ValueError."""
+    sd = src.state_dict()
+    copied = []
+    own = dict(dst.named_parameters())
+    for name, arr in sd.items():
+        if name.split(".")[0] in parts:
+            p = own[name]
+            if tuple(p.shape) != tuple(arr.shape):
+                raise ValueError(f"transfer: {name} has shape {tuple(arr.shape)} in the pretrained "
+                                 f"model but {tuple(p.shape)} here (use the same model preset)")
+            p.data = nn.get_array_module(p.data).asarray(arr, dtype=p.dtype).copy()
+            copied.append(name)
+    return copied
+
+
+__all__ = ["K", "HVO", "DrumConfig", "PRESETS", "CNNLSTMEncoder", "DrumVAE", "LossConfig",
+           "DrumLoss", "drum_metrics", "build_model", "DECODER_SIDE", "transfer_decoder"]

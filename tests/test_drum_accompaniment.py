@@ -1,0 +1,173 @@
+"""apps/drum_accompaniment.py end to end on small real slices: pretrain on Groove MIDI, train on
+Lakh (layer-wise, from the pretrained decoder), resume exactly, evaluate against the baselines,
+and accompany a held-out song into a MIDI file that mido and music21 open, with a drum track on
+channel 10; bad inputs (truncated MIDI, no piano/guitar/bass, not 4/4) get clear errors."""
+from __future__ import annotations
+
+import json
+import os
+
+import mido
+import numpy as np
+import pytest
+
+from apps import drum_accompaniment as app
+from apps.music import midi
+from conftest import SHARED_DATA
+
+LAKH = os.path.join(SHARED_DATA, "lakh-beatles-midi")
+GROOVE = os.path.join(SHARED_DATA, "groove-midi")
+pytestmark = pytest.mark.skipif(not (os.path.isdir(LAKH) and os.path.isdir(GROOVE)),
+                                reason="shared data missing: lakh-beatles-midi / groove-midi")
+LIMIT = "16"
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """A tiny humanisation run and a tiny accompaniment run built on it (module-wide)."""
+    base = tmp_path_factory.mktemp("drums")
+    cache = str(base / "cache")
+    common = ["--cache", cache, "--preset", "tiny", "--no-progress", "--seed", "3"]
+    g = str(base / "groove")
+    assert app.main(["pretrain-groove", "--limit", "6", "--bars", "2", "--epochs", "1",
+                     "--out", g, *common]) == 0
+    a = str(base / "accomp")
+    assert app.main(["train", "--limit", LIMIT, "--epochs", "1", "--stage-epochs", "1",
+                     "--pretrained", os.path.join(g, "best.npz"), "--out", a, *common]) == 0
+    return {"base": base, "cache": cache, "groove": g, "accomp": a, "common": common}
+
+
+def test_pretrain_groove_reports_humanisation(runs):
+    s = json.loads(open(os.path.join(runs["groove"], "summary.json")).read())
+    h = s["humanisation"]
+    for name in ("model_teacher_forced", "model_free_running_given_hits", "constant_baseline",
+                 "per_class_mean_baseline"):
+        assert h[name]["velocity_mse"] > 0 and h[name]["timing_mse"] > 0
+        assert h[name]["timing_rmse_ms"] > 0
+    assert s["task"] == "humanisation" and s["model"]["inputs"] == [9]
+    for f in ("best.npz", "last.npz", "metrics.csv", "curves.png"):
+        assert os.path.getsize(os.path.join(runs["groove"], f)) > 0
+
+
+def test_train_layer_wise_and_evaluation(runs):
+    s = json.loads(open(os.path.join(runs["accomp"], "summary.json")).read())
+    stages = [h["stage"] for h in s["history"]]
+    assert stages == list(app.STAGE_ORDER) + ["fine-tune"]        # output -> input, then all
+    assert s["history"][-1]["lr"] == pytest.approx(2e-3 * 0.25)
+    ev = s["evaluation"]
+    for name in ("model_teacher_forced", "model_free_running", "drum_machine",
+                 "nearest_training_beat_by_inputs", "nearest_training_beat_by_hits_oracle"):
+        m = ev[name]
+        assert 0 <= m["precision"] <= 1 and 0 <= m["recall"] <= 1 and 0 < m["accuracy"] <= 1
+        assert m["velocity_mse_hits"] >= 0 and m["timing_mse_hits"] >= 0
+    assert ev["seed"]["precision"] == 0.6382 and set(ev["thresholds"]) == {"tf", "free"}
+    assert ev["model_teacher_forced"]["note_loss"] > 0
+    for f in ("best.npz", "last.npz", "metrics.csv", "curves.png", "example.png"):
+        assert os.path.getsize(os.path.join(runs["accomp"], f)) > 0
+    out = str(runs["base"] / "evaluation.json")
+    assert app.main(["evaluate", "--checkpoint", os.path.join(runs["accomp"], "best.npz"),
+                     "--cache", runs["cache"], "--no-progress", "--out", out]) == 0
+    again = json.loads(open(out).read())["evaluation"]
+    assert again["thresholds"] == ev["thresholds"]
+    assert again["drum_machine"] == pytest.approx(ev["drum_machine"])
+
+
+def test_resume_is_exact(runs, tmp_path):
+    """Stopped after one batch and resumed, a run ends with the same weights and optimizer
+    state as an uninterrupted one (dropout, teacher-forcing dropout and transposition on)."""
+    args = ["train", "--limit", LIMIT, "--schedule", "joint", "--epochs", "2", "--dropout", "0.2",
+            "--input-dropout", "0.2", "--transpose", "3", *runs["common"]]
+    full, cut = str(tmp_path / "full"), str(tmp_path / "cut")
+    assert app.main(args + ["--out", full]) == 0
+    assert app.main(args + ["--out", cut, "--max-minutes", "1e-9"]) == 0     # stops after 1 batch
+    state = np.load(os.path.join(cut, "last.npz"))
+    assert json.loads(str(state["__meta__"]))["extra"]["state"]["batch"] == 1
+    assert app.main(["train", "--resume", os.path.join(cut, "last.npz"), "--cache", runs["cache"],
+                     "--no-progress"]) == 0
+    a, b = np.load(os.path.join(full, "last.npz")), np.load(os.path.join(cut, "last.npz"))
+    keys = [k for k in a.files if k.startswith(("model/", "optim/"))]
+    assert keys
+    for k in keys:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+
+
+def test_transposition_keeps_the_rolls():
+    x = np.zeros((3, 2, 4, 10), np.float32)
+    x[:, :, :, 4] = 1
+    x[:, 1, 0, 9] = 1
+    y = app.transpose(x, [2, -3, 0])
+    assert y[0, 0, 0, 6] == 1 and y[0].sum() == x[0].sum() - 1      # 9 + 2 falls off the top
+    assert y[1, 0, 0, 1] == 1 and y[1, 1, 0, 6] == 1 and y[1].sum() == x[1].sum()
+    np.testing.assert_array_equal(y[2], x[2])
+
+
+def _held_out_song(runs) -> str:
+    s = json.loads(open(os.path.join(runs["accomp"], "summary.json")).read())
+    ck = app.load_model(os.path.join(runs["accomp"], "best.npz"))[1]
+    assert ck.config["task"] == "accompaniment"
+    from apps.music import drum_dataset as dd
+
+    data = dd.load_lakh(cache=runs["cache"], limit=int(LIMIT), log=lambda *a: None)
+    test_songs = [x["name"] for x in data.songs if x["split"] == "test"]
+    assert test_songs and s["data"]["songs_per_split"]["test"] == len(test_songs)
+    return os.path.join(LAKH, test_songs[0])
+
+
+def test_accompany_a_held_out_song(runs, tmp_path, capsys):
+    song = _held_out_song(runs)
+    out = str(tmp_path / "out.mid")
+    ckpt = os.path.join(runs["accomp"], "best.npz")
+    assert app.main(["accompany", song, "--checkpoint", ckpt, "--out", out,
+                     "--candidates", "3"]) == 0
+    assert "drum notes over" in capsys.readouterr().out
+    src, mf = mido.MidiFile(song), mido.MidiFile(out)
+    assert mf.type == 1 and len(mf.tracks) == len(src.tracks) + 1
+    drum = mf.tracks[-1]
+    assert drum[0].type == "track_name" and "drums" in drum[0].name
+    ons = [m for m in drum if m.type == "note_on" and m.velocity > 0]
+    assert len(ons) > 16 and all(m.channel == 9 for m in ons)
+    # the original pitched parts are all there; the original drums are replaced
+    def pitched(f):
+        return sum(1 for tr in f.tracks[:len(src.tracks)] for m in tr
+                   if m.type == "note_on" and m.velocity > 0 and m.channel != 9)
+    assert pitched(mf) == pitched(src)
+    assert not any(m.type == "note_on" and m.channel == 9 for tr in mf.tracks[:-1] for m in tr)
+    read = midi.read_midi(out)
+    assert read.tempos == midi.read_midi(song).tempos and len(read.drums()) == len(ons)
+    music21 = pytest.importorskip("music21")
+    score = music21.converter.parse(out)
+    assert len(score.parts) >= 2 and len(score.parts[-1].flatten().notes) > 0
+    assert len(score.flatten().notes) > 100
+    # the other options: one code per section, likelihood ranking, sampled hits, keep drums
+    out2 = str(tmp_path / "whole.mid")
+    assert app.main(["accompany", song, "--checkpoint", ckpt, "--out", out2, "--mode", "whole",
+                     "--rank", "likelihood", "--candidates", "2", "--temperature", "0.8",
+                     "--keep-drums"]) == 0
+    kept = mido.MidiFile(out2)
+    assert any(m.type == "note_on" and m.channel == 9 for tr in kept.tracks[:-1] for m in tr)
+
+
+def test_accompany_bad_inputs(runs, tmp_path, capsys):
+    ckpt = os.path.join(runs["accomp"], "best.npz")
+    out = str(tmp_path / "x.mid")
+    truncated = os.path.join(LAKH, "midi", "04_-_Beatles_for_Sale",
+                             "11_-_Every_Little_Thing.v0.mid")
+    assert app.main(["accompany", truncated, "--checkpoint", ckpt, "--out", out]) == 2
+    assert "truncated MIDI file" in capsys.readouterr().err
+    drums_only = os.path.join(GROOVE, "drummer1", "eval_session", "1_funk-groove1_138_beat_4-4.mid")
+    assert app.main(["accompany", drums_only, "--checkpoint", ckpt, "--out", out]) == 2
+    assert "needs piano, guitar or bass" in capsys.readouterr().err
+    waltz = str(tmp_path / "waltz.mid")
+    midi.write_midi(waltz, [midi.Track([midi.Note(60 + b % 5, b, b + 1) for b in range(24)]),
+                            midi.Track([midi.Note(40, b, b + 1) for b in range(24)], program=33)],
+                    time_signature=(3, 4))
+    assert app.main(["accompany", waltz, "--checkpoint", ckpt, "--out", out]) == 2
+    assert "4/4 only" in capsys.readouterr().err
+    groove_ckpt = os.path.join(runs["groove"], "best.npz")
+    song = _held_out_song(runs)
+    assert app.main(["accompany", song, "--checkpoint", groove_ckpt, "--out", out]) == 2
+    assert "humanisation model" in capsys.readouterr().err
+    assert app.main(["accompany", str(tmp_path / "missing.mid"), "--checkpoint", ckpt,
+                     "--out", out]) == 2
+    assert "cannot open" in capsys.readouterr().err
+    assert not os.path.exists(out)

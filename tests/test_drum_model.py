@@ -1,0 +1,221 @@
+"""apps/drum_model.py: the whole model's hand-written backward checked numerically (float64,
+random directions, tiny sizes), also with layers frozen as in the layer-wise schedule; the
+loss's gradients; generation; a few training steps lower the loss; metrics; transfer."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import nnscratch as nn
+from apps import drum_model as dm
+from nnscratch.testing import check_layer, numerical_grad
+
+IN = (5, 4, 6)
+
+
+def _tiny(inputs=IN, **kw):
+    nn.manual_seed(0)
+    with nn.default_dtype(np.float64):
+        model = dm.build_model("tiny", inputs=inputs, **kw)
+    return model.to(dtype=np.float64)
+
+
+def _data(B=2, T=8, inputs=IN, seed=0, rate=0.3):
+    rng = np.random.default_rng(seed)
+    x = [rng.random((B, T, f)) for f in inputs]
+    H = (rng.random((B, T, 9)) < rate).astype(np.float64)
+    hvo = np.concatenate([H, H * rng.uniform(0.1, 1, (B, T, 9)),
+                          H * rng.uniform(-0.45, 0.45, (B, T, 9))], -1)
+    return x, hvo, rng
+
+
+def _away_from_kinks(model, x, margin=2e-3):
+    """The gradient check perturbs weights by ~1e-3: no ReLU input of the encoders may lie
+    that close to 0, or the difference quotient straddles the kink (CONVENTIONS: keep inputs
+    away from kinks)."""
+    for enc, a in zip(model.encoders, x):
+        with nn.no_grad():
+            a1 = enc.conv1(np.ascontiguousarray(a.transpose(0, 2, 1)))
+            a2 = enc.conv2(np.maximum(a1, 0))
+        assert min(np.abs(a1).min(), np.abs(a2).min()) > margin, "data too close to a ReLU kink"
+
+
+class _Whole(nn.Layer):
+    """The model with its data inputs and noise fixed: forward(hvo) -> the five outputs."""
+
+    def __init__(self, model, x, eps):
+        super().__init__()
+        self.model, self.x, self.eps = model, x, eps
+
+    def forward(self, hvo):
+        return self.model(self.x, hvo, self.eps)
+
+    def backward(self, grads):
+        return self.model.backward(grads)
+
+
+def test_gradient_check_of_the_whole_model():
+    model = _tiny()
+    x, hvo, rng = _data()
+    _away_from_kinks(model, x)
+    eps = rng.standard_normal((2, model.cfg.latent))
+    res = check_layer(_Whole(model, x, eps), [hvo], check_inputs=[], max_elements=16,
+                      n_directions=3, tol=1e-6)
+    names = {r.name.split("parameter ")[-1].split(" ")[0] for r in res}
+    assert len(res) == len(model.parameters())
+    for prefix in ("encoders.0.conv1.weight", "encoders.2.lstm.weight_hh_l0_reverse",
+                   "merge.weight", "fc_log_var.bias", "conductor.weight_ih_l0",
+                   "init_state.weight", "decoder.weight_ih_l1", "head_o.weight"):
+        assert f"model.{prefix}" in names, prefix
+    assert max(r.max_rel_error for r in res) < 1e-6
+
+
+def test_gradient_check_of_the_humanisation_model_with_uneven_subsequences():
+    # one encoder over the hits (F = 9), 3 sub-sequences of 4 steps
+    model = _tiny(inputs=(9,))
+    x, hvo, rng = _data(B=3, T=12, inputs=(9,))
+    x = [np.ascontiguousarray(hvo[..., :9]) + 0.01]
+    _away_from_kinks(model, x)
+    eps = rng.standard_normal((3, model.cfg.latent))
+    res = check_layer(_Whole(model, x, eps), [hvo], check_inputs=[], max_elements=16,
+                      n_directions=2, tol=1e-6)
+    assert max(r.max_rel_error for r in res) < 1e-6
+
+
+@pytest.mark.parametrize("stage", ["heads", "conductor", "merge", "encoder_conv"])
+def test_layer_wise_stage_gradients(stage):
+    """Only one group trainable: its gradients are right, the frozen ones stay None, and the
+    backward that stops early leaves no saved context behind."""
+    model = _tiny()
+    model.freeze()
+    for layer in dict(model.groups())[stage]:
+        layer.unfreeze()
+    x, hvo, rng = _data(seed=2)
+    _away_from_kinks(model, x)
+    eps = rng.standard_normal((2, model.cfg.latent))
+    res = check_layer(_Whole(model, x, eps), [hvo], check_inputs=[], max_elements=16,
+                      n_directions=2, tol=1e-6)
+    assert res and max(r.max_rel_error for r in res) < 1e-6
+    model.zero_grad()
+    out = model(x, hvo, eps)
+    model.backward(tuple(np.ones_like(o) for o in out))
+    trained = {id(p) for layer in dict(model.groups())[stage] for p in layer.parameters()}
+    for name, p in model.named_parameters():
+        assert (p.grad is not None) == (id(p) in trained), name
+    assert all(not layer._saved for _, layer in model.named_layers()), "contexts left behind"
+
+
+def test_loss_gradients_match_numerical_ones():
+    rng = np.random.default_rng(2)
+    B, T = 3, 8
+    H = (rng.random((B, T, 9)) < 0.3).astype(np.float64)
+    hvo = np.concatenate([H, H * rng.random((B, T, 9)), H * (rng.random((B, T, 9)) - 0.5)], -1)
+    outs = [rng.normal(size=(B, T, 9)), rng.random((B, T, 9)), rng.random((B, T, 9)) - 0.5,
+            rng.normal(size=(B, 4)), rng.normal(scale=0.5, size=(B, 4))]
+    outs[3][0] *= 0.01                                  # window 0 inside its free bits
+    fn = dm.DrumLoss(dm.LossConfig(pos_weight=3.0, w_velocity=0.7, w_offset=2.0, beta=0.5,
+                                   free_bits=1.0))
+    loss, parts = fn(outs, hvo)
+    grads = fn.backward()
+    for i, o in enumerate(outs):
+        num = numerical_grad(lambda: fn(outs, hvo)[0], o)
+        np.testing.assert_allclose(grads[i], num, rtol=1e-6, atol=1e-9, err_msg=f"output {i}")
+    assert np.all(grads[1][H == 0] == 0) and np.all(grads[2][H == 0] == 0)   # V, O on hits only
+    # the KL term: closed form, and nothing below the free bits
+    kl = -0.5 * (1 + outs[4] - outs[3] ** 2 - np.exp(outs[4])).sum(-1)
+    assert parts["kl"] == pytest.approx(kl.mean())
+    assert parts["kl_cost"] == pytest.approx(np.maximum(kl - 1.0, 0).sum() / (B * T * 9))
+    assert kl[0] < 1.0 < kl[1]
+    assert np.all(grads[3][0] == 0) and np.all(grads[4][0] == 0) and np.any(grads[3][1] != 0)
+    fn.backward()                                    # consumes the numerical check's last forward
+    with pytest.raises(RuntimeError, match="without a matching forward"):
+        fn.backward()
+
+
+def test_a_few_training_steps_lower_the_loss():
+    from apps.music import groove
+
+    nn.manual_seed(1)
+    model = dm.build_model("tiny", inputs=(8, 8, 8), sub_steps=16, dec_hidden=16, conductor=8)
+    x, _, _ = _data(B=8, T=32, inputs=(8, 8, 8), seed=3)
+    x = [a.astype(np.float32) for a in x]
+    H, V, O = groove.rock_beat(32)                       # a pattern the decoder can learn
+    hvo = np.repeat(np.concatenate([H, V, O], -1)[None], 8, axis=0)
+    fn = dm.DrumLoss()
+    opt = nn.optim.Adam(model.parameters(), lr=1e-2)
+    losses = []
+    for _ in range(30):
+        loss, _ = fn(model(x, hvo), hvo)
+        model.backward(fn.backward())
+        opt.step()
+        opt.zero_grad()
+        losses.append(loss)
+    assert losses[-1] < 0.6 * losses[0], losses[::6]
+
+
+def test_generate_shapes_fixed_hits_and_continuity():
+    model = _tiny()
+    model.eval()
+    x, hvo, rng = _data(B=2, T=10)
+    out = model.generate(x, 10, threshold=0.5)
+    for k in ("H", "V", "O", "v_raw", "o_raw", "p"):
+        assert out[k].shape == (2, 10, 9), k
+    assert set(np.unique(out["H"])) <= {0.0, 1.0}
+    assert np.all(out["V"][out["H"] == 0] == 0) and np.all(np.abs(out["o_raw"]) < 0.5)
+    np.testing.assert_array_equal(out["H"], (out["p"] > 0.5).astype(np.float32))
+    given = model.generate(x, 10, hits=hvo[..., :9])
+    np.testing.assert_array_equal(given["H"], hvo[..., :9])
+    np.testing.assert_allclose(given["V"], given["v_raw"] * hvo[..., :9], rtol=1e-6)
+    sampled = model.generate(x, 10, temperature=1.0, rng=np.random.default_rng(0))
+    again = model.generate(x, 10, temperature=1.0, rng=np.random.default_rng(0))
+    np.testing.assert_array_equal(sampled["H"], again["H"])
+    start = model.generate(x, 4, start=np.ones((2, 27)))
+    assert not np.allclose(start["p"], out["p"][:, :4])      # the previous step is an input
+    # teacher-forced and free-running decoding agree at the first step (same inputs there)
+    with nn.no_grad():
+        logits = model(x, hvo[:, :8])[0]
+    np.testing.assert_allclose(nn.functions.sigmoid(logits[:, 0]), out["p"][:, 0], rtol=1e-6)
+    ll = model.log_likelihood(x, np.concatenate([out["H"], out["V"], out["O"]], -1)[:, :8])
+    assert ll.shape == (2,) and np.all(ll < 0)
+    assert not any(layer._saved for _, layer in model.named_layers())
+
+
+def test_drum_metrics_on_a_hand_made_case():
+    hvo = np.zeros((1, 2, 27))
+    hvo[0, 0, 0] = hvo[0, 1, 1] = 1
+    hvo[0, 0, 9], hvo[0, 1, 10] = 0.5, 1.0
+    hvo[0, 0, 18] = 0.1
+    H = np.zeros((1, 2, 9))
+    H[0, 0, 0] = H[0, 0, 2] = 1                      # one hit right, one wrong, one missed
+    V = np.full((1, 2, 9), 0.75)
+    O = np.zeros((1, 2, 9))
+    m = dm.drum_metrics(H, V, O, hvo)
+    assert m["precision"] == 0.5 and m["recall"] == 0.5 and m["f1"] == 0.5
+    assert m["accuracy"] == pytest.approx(16 / 18)
+    assert m["velocity_mse_hits"] == pytest.approx(((0.75 - 0.5) ** 2 + 1.0) / 2)  # missed hit: 0
+    m2 = dm.drum_metrics(H, V, O, hvo, v_raw=V, o_raw=O)
+    assert m2["velocity_mse_hits"] == pytest.approx(((0.75 - 0.5) ** 2 + 0.25 ** 2) / 2)
+    assert m2["timing_mse_hits"] == pytest.approx(0.01 / 2)
+    assert m2["velocity_mse_all"] == pytest.approx((0.25 ** 2 + 0.75 ** 2 + 1.0) / 18)
+
+
+def test_transfer_of_the_decoder_side():
+    src = _tiny(inputs=(9,))
+    dst = _tiny()
+    for p in src.parameters():
+        p.data += 1.0
+    copied = dm.transfer_decoder(src, dst)
+    assert any(n.startswith("decoder.") for n in copied)
+    assert any(n.startswith("head_h") for n in copied)
+    assert not any(n.startswith(("encoders", "merge")) for n in copied)
+    sd, dd_ = src.state_dict(), dst.state_dict()
+    for n in copied:
+        np.testing.assert_array_equal(sd[n], dd_[n])
+    with pytest.raises(ValueError, match="same model preset"):
+        dm.transfer_decoder(src, _tiny(latent=5))
+    cfg = dm.DrumConfig.from_json(dst.cfg.to_json())
+    assert cfg == dst.cfg
+    with pytest.raises(ValueError, match="unknown model preset"):
+        dm.build_model("huge")
+    with pytest.raises(ValueError, match="whole number of 4-step sub-sequences"):
+        dst([np.zeros((1, 6, f)) for f in IN], np.zeros((1, 6, 27)))
