@@ -135,3 +135,16 @@ def test_help_works(capsys):
         abc_lstm.main(["--help"])
     assert e.value.code == 0
     assert "main job" in capsys.readouterr().out
+
+
+def test_main_job_trains_then_samples_into_one_run_folder(slice_dir, tmp_path):
+    out = tmp_path / "main"
+    rc = abc_lstm.main(["run", "--data-dir", str(slice_dir / "data"), "--out", str(out), "--quiet",
+                        "--max-minutes", "0.05", "--eval-every", "5", "--embedding", "16",
+                        "--hidden", "32", "--layers", "1", "--batch", "8", "--seq", "32"])
+    assert rc == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["stop_reason"] in ("time limit", "steps")
+    assert summary["samples"]["n"] == 3
+    assert (out / "samples.abc").read_text().count("X:1") == 3
+    assert {"metrics.csv", "curves.png", "best.npz", "last.npz"} <= set(os.listdir(out))

@@ -3,16 +3,20 @@ from .activation import (
     Identity, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh, log_softmax, sigmoid, softmax, softplus,
 )
 from .base import Context, Function
+from .dropout import Dropout, dropout_mask, dropout_mask_like
+from .embedding import Embedding, check_ids
 from .linear import Linear
 from .loss import (
     MSE, BCEWithLogits, KLStandardNormal, LeastSquares, NonFiniteError, SoftmaxCrossEntropy,
     check_finite,
 )
+from .lstm import LSTMCell, LSTMLayer, lstm_step_inference
 from .sampling import Reparameterize
 
 __all__ = [
     "Context", "Function", "Identity", "LeakyReLU", "ReLU", "Sigmoid", "Softmax", "Tanh",
     "Linear", "LeastSquares", "MSE", "BCEWithLogits", "SoftmaxCrossEntropy", "KLStandardNormal",
     "NonFiniteError", "check_finite", "Reparameterize", "sigmoid", "softmax", "log_softmax",
-    "softplus",
+    "softplus", "Dropout", "dropout_mask", "dropout_mask_like", "Embedding", "check_ids",
+    "LSTMCell", "LSTMLayer", "lstm_step_inference",
 ]

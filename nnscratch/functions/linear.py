@@ -26,7 +26,9 @@ class Linear(Function):
 
     @staticmethod
     def forward(ctx, x, W, b=None):
-        y = x @ W.T
+        # One GEMM over all leading axes: (B, T, in) @ W^T as a stack of B products is ~1.7x
+        # slower than the single (B*T, in) product.
+        y = (x.reshape(-1, x.shape[-1]) @ W.T).reshape(*x.shape[:-1], W.shape[0])
         if b is not None:
             y += b
         ctx.save(x=x, W=W, has_bias=b is not None)

@@ -1,6 +1,9 @@
 """Layers: objects that own Parameters and call the functions in ``nnscratch.functions``."""
 from .activation import Identity, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
 from .base import Layer, LayerList, Parameter, Sequential, is_grad_enabled, no_grad
+from .dropout import Dropout
+from .embedding import Embedding
+from .lstm import LSTM, LSTMCell
 from .linear import Dense, Linear
 from .loss import (
     BCEWithLogitsLoss, KLDivergence, LeastSquares, MSELoss, SoftmaxCrossEntropyLoss,
@@ -12,5 +15,6 @@ __all__ = [
     "Layer", "LayerList", "Parameter", "Sequential", "no_grad", "is_grad_enabled",
     "Dense", "Linear", "Identity", "LeakyReLU", "ReLU", "Sigmoid", "Softmax", "Tanh",
     "LeastSquares", "MSELoss", "BCEWithLogitsLoss", "SoftmaxCrossEntropyLoss", "KLDivergence",
-    "SigmoidMLP", "per_neuron_gradients", "Reparameterize",
+    "SigmoidMLP", "per_neuron_gradients", "Reparameterize", "Dropout", "Embedding", "LSTM",
+    "LSTMCell",
 ]
