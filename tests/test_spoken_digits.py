@@ -1,0 +1,188 @@
+"""The spoken-digit app end to end on small real slices of FSDD (../shared/data/fsdd).
+
+A few training steps lower the loss; the CLI writes summary.json, confusion.png, training.png and
+a checkpoint that reloads to the same predictions; predict classifies a real file at another
+sample rate; bad input (unreadable, empty, silent, stereo, too long) gets a clear error.
+The full-size trainings behind the accuracy figures are marked slow.
+"""
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from apps import spoken_digits as sd
+from apps.audio import fsdd
+from apps.audio.features import FeatureConfig
+from apps.audio.wav import resample
+from conftest import SHARED_DATA
+
+FSDD = os.path.join(SHARED_DATA, "fsdd")
+pytestmark = pytest.mark.skipif(not os.path.isdir(os.path.join(FSDD, "recordings")),
+                                reason="FSDD not found in ../shared/data/fsdd")
+TINY = ["--channels", "4", "8", "--dense", "16", "--hidden", "32", "--no-progress", "--no-cache",
+        "--data", FSDD]
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def small_ds():
+    """Recordings with index < 8 of every speaker and digit: 480 files."""
+    return sd.load_dataset(FSDD, FeatureConfig(), limit_per_class=8, progress=False, log=lambda *a: None)
+
+
+@pytest.mark.parametrize("model", ["cnn", "mlp"])
+def test_a_few_training_steps_lower_the_loss(small_ds, model):
+    train_idx, _ = fsdd.official_split(small_ds.recs)
+    hp = sd.HParams(model=model, channels=(4, 8), dense=32, hidden=(64,), epochs=5, lr=3e-3, batch_size=32,
+                    dropout=0.1)
+    norm = sd.Standardizer(hp.norm).fit(small_ds.X[train_idx])
+    _, history = sd.train_model(hp, norm.transform(small_ds.X[train_idx]), small_ds.digits[train_idx], 10,
+                                progress=False, log=None)
+    losses = [h["loss"] for h in history]
+    assert losses[-1] < 0.7 * losses[0], losses
+    assert history[-1]["train_acc"] > 0.25  # chance: 0.1
+
+
+def test_train_cli_writes_summary_png_and_checkpoint(tmp_path, capsys):
+    out = tmp_path / "run"
+    rc = sd.main(["train", "--limit", "8", "--epochs", "3", "--lr", "3e-3", "--out", str(out), *TINY])
+    assert rc == 0
+    text = capsys.readouterr().out
+    assert "official split test accuracy" in text and "per-speaker accuracy" in text
+    summary = json.loads((out / "summary.json").read_text())
+    test = summary["test"]
+    assert summary["task"] == "digit" and summary["model"] == "cnn" and summary["n_test"] == 300
+    assert 0.0 <= test["accuracy"] <= 1.0 and len(test["per_speaker_accuracy"]) == 6
+    assert np.array(test["confusion"]).sum() == 300 and len(test["confusion"]) == 10
+    assert set(test["error_distance_percent"]) == {str(k) for k in range(1, 10)}
+    assert summary["history"][-1]["loss"] < summary["history"][0]["loss"]
+    for name in ("confusion.png", "training.png"):
+        assert (out / name).read_bytes()[:8] == PNG
+    # the checkpoint reloads to the same predictions
+    model, hp, cfg, norm, config = sd.load_model(str(out / "model.npz"))
+    assert config["classes"] == sd.DIGITS and cfg == FeatureConfig()
+    ds = sd.load_dataset(FSDD, cfg, limit_per_class=5, progress=False, log=lambda *a: None)
+    pred = sd.predict_proba(model, hp, norm.transform(ds.X)).argmax(1)
+    assert float((pred == ds.digits).mean()) == pytest.approx(test["accuracy"], abs=1e-4)
+
+    # evaluate: the same accuracy from the checkpoint alone
+    rc = sd.main(["evaluate", str(out / "model.npz"), "--limit", "8", "--no-progress", "--no-cache",
+                  "--data", FSDD])
+    assert rc == 0
+    ev = json.loads((out / "evaluate.json").read_text())
+    assert ev["accuracy"] == pytest.approx(test["accuracy"], abs=1e-4)
+
+    # predict a real recording, resampled to 22.05 kHz with silence around it
+    y, sr = sf.read(os.path.join(FSDD, "recordings", "3_theo_40.wav"))
+    user = tmp_path / "my_three.wav"
+    sf.write(user, np.concatenate([np.zeros(9000), resample(y, sr, 22050), np.zeros(15000)]), 22050)
+    capsys.readouterr()
+    rc = sd.main(["predict", str(user), "--checkpoint", str(out / "model.npz"), "--json"])
+    assert rc == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0].startswith(f"{user}: digit ") and "p = " in lines[0]
+    ranking = json.loads(lines[-1])[0]["ranking"]
+    assert len(ranking) == 3 and all(c in sd.DIGITS for c, _ in ranking)
+    assert ranking[0][1] >= ranking[1][1] >= ranking[2][1]
+
+
+def test_predict_bad_inputs_give_clear_errors(tmp_path, capsys, small_ds):
+    hp = sd.HParams(model="mlp", hidden=(8,), epochs=1)
+    norm = sd.Standardizer().fit(small_ds.X)
+    model = sd.build_model(hp, small_ds.cfg.shape, 10)
+    ckpt = sd.save_model(str(tmp_path / "m.npz"), model, hp, small_ds.cfg, norm, "digit", sd.DIGITS)
+    sr = 8000
+    tone = 0.3 * np.sin(2 * np.pi * 200 * np.arange(sr) / sr)
+    cases = {
+        "stereo.wav": (np.stack([tone, tone], 1), "stereo"),
+        "silent.wav": (np.zeros(sr), "silent"),
+        "empty.wav": (np.zeros(0), "no audio samples"),
+        "long.wav": (np.tile(tone, 11), "s long"),
+    }
+    for name, (data, _) in cases.items():
+        sf.write(tmp_path / name, data, sr)
+    (tmp_path / "broken.wav").write_bytes(b"RIFF0000WAVEjunk")
+    cases["broken.wav"] = (None, "not a readable audio file")
+    cases["missing.wav"] = (None, "no such file")
+    for name, (_, pattern) in cases.items():
+        rc = sd.main(["predict", str(tmp_path / name), "--checkpoint", ckpt])
+        err = capsys.readouterr().err
+        assert rc == 2 and pattern in err and name in err, (name, err)
+    # --downmix accepts the stereo file
+    assert sd.main(["predict", str(tmp_path / "stereo.wav"), "--checkpoint", ckpt, "--downmix"]) == 0
+
+
+def test_cli_argument_and_data_errors(tmp_path, monkeypatch):
+    with pytest.raises(SystemExit):
+        sd.main(["train", "--epochs", "0", "--out", str(tmp_path)])
+    with pytest.raises(SystemExit):
+        sd.main(["train", "--cv", "1", "--out", str(tmp_path)])
+    with pytest.raises(SystemExit):
+        sd.main(["train", "--model", "rnn"])
+    with pytest.raises(FileNotFoundError, match="NNSCRATCH_DATA_FSDD"):
+        sd.main(["train", "--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "o"), "--no-progress"])
+    with pytest.raises(SystemExit, match="speaker identification"):
+        sd.main(["speakers", "--split", "loso", "--out", str(tmp_path / "o2"), *TINY])
+    monkeypatch.chdir(tmp_path)  # no runs/ here: predict without --checkpoint has nothing to use
+    with pytest.raises(SystemExit, match="train"):
+        sd.main(["predict", "x.wav"])
+
+
+def test_data_path_from_environment_variable(tmp_path, monkeypatch):
+    monkeypatch.setenv(fsdd.ENV_VAR, FSDD)
+    out = tmp_path / "env"
+    rc = sd.main(["speakers", "--model", "mlp", "--limit", "6", "--epochs", "2", "--out", str(out),
+                  "--no-progress", "--no-cache", "--hidden", "32"])
+    assert rc == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["task"] == "speaker" and summary["data"] == FSDD
+    assert len(summary["test"]["confusion"]) == 6 and "error_distance_percent" not in summary["test"]
+
+
+def test_loso_and_cv_on_a_tiny_slice(tmp_path):
+    out = tmp_path / "loso"
+    assert sd.main(["train", "--split", "loso", "--cv", "2", "--model", "mlp", "--limit", "6",
+                    "--epochs", "1", "--out", str(out), *TINY]) == 0
+    loso = json.loads((out / "summary.json").read_text())["loso"]
+    vote = loso["cv_majority_vote"]
+    assert vote["folds"] == 2 and len(vote["per_speaker_accuracy"]) == 6
+    assert len(loso["per_speaker_accuracy"]) == 6
+    assert loso["worst"] == min(loso["per_speaker_accuracy"].values())
+    assert loso["mean"] == pytest.approx(np.mean(list(loso["per_speaker_accuracy"].values())), abs=1e-4)
+    assert len(list(out.glob("model_without_*.npz"))) == 6
+    out = tmp_path / "cv"
+    assert sd.main(["train", "--cv", "2", "--model", "mlp", "--limit", "9", "--epochs", "1",
+                    "--out", str(out), *TINY]) == 0
+    cv = json.loads((out / "summary.json").read_text())["cv"]
+    assert cv["folds"] == 2 and len(cv["val_acc"]) == 2 and 0 <= cv["test_majority_vote"] <= 1
+
+
+def test_grid_search_on_a_tiny_slice(tmp_path, monkeypatch):
+    monkeypatch.setattr(sd, "GRID", {"lr": [1e-3, 3e-3], "dropout": [0.1]})
+    out = tmp_path / "grid"
+    assert sd.main(["train", "--grid", "--cv", "2", "--model", "mlp", "--limit", "9", "--epochs", "1",
+                    "--out", str(out), *TINY]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert len(summary["grid"]["results"]) == 2
+    assert summary["hparams"]["lr"] == summary["grid"]["best"]["lr"]
+
+
+def test_error_distances_and_confusion():
+    y_true = np.array([0, 1, 2, 3, 9])
+    y_pred = np.array([0, 2, 0, 3, 0])
+    assert sd.confusion_matrix(y_true, y_pred, 10).sum() == 5
+    d = sd.error_distances(y_true, y_pred, 10)
+    assert d["1"] == pytest.approx(100 / 3, abs=0.01) and d["2"] == pytest.approx(100 / 3, abs=0.01)
+    assert d["9"] == pytest.approx(100 / 3, abs=0.01)
+
+
+@pytest.mark.slow
+def test_full_official_split_cnn_reaches_98_percent(tmp_path):
+    """The acceptance figure (several minutes on 2 cores): CNN, official split, >= 98%."""
+    out = tmp_path / "full"
+    assert sd.main(["train", "--epochs", "20", "--out", str(out), "--no-progress", "--data", FSDD]) == 0
+    assert json.loads((out / "summary.json").read_text())["test"]["accuracy"] >= 0.98
