@@ -145,3 +145,16 @@ def test_initialisers_statistics():
     np.testing.assert_allclose(q @ q.T, np.eye(16), atol=1e-5)
     with pytest.raises(ValueError, match="unknown initialiser"):
         nn.Dense(2, 2, init="nope")
+
+
+def test_sequential_stops_when_a_layer_gives_no_input_gradient():
+    """Flatten -> Dense(input_grad=False): backward returns None and consumes every context."""
+    model = nn.Sequential(nn.Flatten(), nn.Dense(6, 2))
+    model[1].input_grad = False
+    x = np.ones((3, 2, 3), np.float32)
+    model(x)
+    model(x)  # applied twice: two contexts per layer
+    assert model.backward(np.ones((3, 2), np.float32)) is None
+    assert len(model[0]._saved) == 1 and len(model[1]._saved) == 1
+    assert model.backward(np.ones((3, 2), np.float32)) is None
+    assert model[0]._saved == [] and model[1]._saved == []

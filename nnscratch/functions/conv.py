@@ -26,8 +26,9 @@ example via a batched matmul was as fast on a quiet machine, and 5-10x slower on
 every small GEMM pays OpenBLAS's thread hand-off.) col2im is its adjoint (it adds each column
 back where it came from), which gives both the input gradient of Conv2D and the forward of
 Conv2DTranspose. Both are plain NumPy (an ``as_strided`` view copied once; kh * kw strided
-slice additions) and run unchanged on CuPy arrays. numba versions were measured and lost to
-them in this layout (see nnscratch/kernels/cpu/conv.py), so there is no fused path here.
+slice additions) and run unchanged on CuPy arrays. numba versions of im2col and col2im were
+measured and lost to them in this layout (2.2 vs 4.8 ms and 4.7 vs 6.0 ms on the digit CNN's
+layers), so there is no fused path here.
 
 Derivation: docs/derivations/conv.md (equation numbers cited as ``# (n)``).
 """

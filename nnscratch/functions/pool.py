@@ -12,7 +12,7 @@ divides by kh * kw everywhere (PyTorch's ``count_include_pad=True``). Outputs ar
 How: instead of gathering windows, both ops loop over the kh * kw offsets (i, j) of a window and
 work on the strided slice ``xpad[:, :, i::sh, j::sw]`` (cropped to OH x OW), which holds the
 (i, j)-th element of every window at once: kh * kw vectorised passes, on NumPy or CuPy. On the
-CPU, max pooling switches to numba kernels (one visit per window, nnscratch/kernels/cpu/conv.py)
+CPU, max pooling switches to numba kernels (one visit per window, nnscratch/kernels/cpu/pool.py)
 when numba is installed (NNSCRATCH_FUSED=0 turns them off).
 
 Derivation: docs/derivations/pool.md (equation numbers cited as ``# (n)``).
@@ -51,8 +51,8 @@ def _fast(x) -> bool:
 
 
 def _maxpool_forward_fast(x, kernel, stride, pads, out_hw):
-    """numba path of (1)-(2): one visit per window (nnscratch/kernels/cpu/conv.py)."""
-    from ..kernels.cpu.conv import maxpool2d_forward  # noqa: PLC0415 - numba import is slow
+    """numba path of (1)-(2): one visit per window (nnscratch/kernels/cpu/pool.py)."""
+    from ..kernels.cpu.pool import maxpool2d_forward  # noqa: PLC0415 - numba import is slow
 
     (kh, kw), (sh, sw), (OH, OW) = kernel, stride, out_hw
     y = np.empty(x.shape[:2] + (OH, OW), dtype=x.dtype)
@@ -63,7 +63,7 @@ def _maxpool_forward_fast(x, kernel, stride, pads, out_hw):
 
 def _maxpool_backward_fast(dy, ctx):
     """numba path of (3)."""
-    from ..kernels.cpu.conv import maxpool2d_backward  # noqa: PLC0415
+    from ..kernels.cpu.pool import maxpool2d_backward  # noqa: PLC0415
 
     (kh, kw), (sh, sw) = ctx.kernel, ctx.stride
     dx = np.empty(ctx.x_shape, dtype=dy.dtype)

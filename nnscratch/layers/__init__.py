@@ -1,6 +1,8 @@
 """Layers: objects that own Parameters and call the functions in ``nnscratch.functions``."""
 from .activation import Identity, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
 from .base import Layer, LayerList, Parameter, Sequential, is_grad_enabled, no_grad
+from .conv import Conv1D, Conv2D, Conv2DTranspose
+from .pool import AvgPool1D, AvgPool2D, Flatten, MaxPool1D, MaxPool2D, Reshape, UpSampling2D
 from .dropout import Dropout
 from .embedding import Embedding
 from .lstm import LSTM, LSTMCell
@@ -16,5 +18,6 @@ __all__ = [
     "Dense", "Linear", "Identity", "LeakyReLU", "ReLU", "Sigmoid", "Softmax", "Tanh",
     "LeastSquares", "MSELoss", "BCEWithLogitsLoss", "SoftmaxCrossEntropyLoss", "KLDivergence",
     "SigmoidMLP", "per_neuron_gradients", "Reparameterize", "Dropout", "Embedding", "LSTM",
-    "LSTMCell",
+    "LSTMCell", "Conv1D", "Conv2D", "Conv2DTranspose", "AvgPool1D", "AvgPool2D", "MaxPool1D",
+    "MaxPool2D", "Flatten", "Reshape", "UpSampling2D",
 ]

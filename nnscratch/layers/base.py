@@ -200,6 +200,17 @@ class Layer:
             )
         return self._saved.pop()
 
+    def discard_context(self) -> None:
+        """Drop what the latest forward saved, without a backward (nothing to propagate).
+
+        A leaf layer pops one context. A layer with sub-layers cannot know how many contexts
+        each child saved in one forward, so its whole tree is cleared.
+        """
+        if self._layers:
+            self.clear_contexts()
+        elif self._saved:
+            self._saved.pop()
+
     def clear_contexts(self) -> None:
         """Drop saved contexts of this layer and its sub-layers (e.g. after an aborted step)."""
         for _, layer in self.named_layers():
@@ -332,6 +343,14 @@ class Sequential(LayerList):
         return x
 
     def backward(self, dy):
-        for layer in reversed(self._layers.values()):
-            dy = layer.backward(dy)
+        layers = list(self._layers.values())
+        for k in range(len(layers) - 1, -1, -1):
+            dy = layers[k].backward(dy)
+            if dy is None:
+                # A layer fed with data (input_grad=False) gives no dx; the layers before it
+                # (e.g. a Flatten of the input) have nothing to propagate, but the contexts
+                # their forward saved must still be consumed.
+                for earlier in layers[:k]:
+                    earlier.discard_context()
+                break
         return dy
