@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from apps import drum_accompaniment as app
+from apps.drum_training import STAGE_ORDER, load_model, transpose
 from apps.music import midi
 from conftest import SHARED_DATA
 
@@ -52,7 +53,7 @@ def test_pretrain_groove_reports_humanisation(runs):
 def test_train_layer_wise_and_evaluation(runs):
     s = json.loads(open(os.path.join(runs["accomp"], "summary.json")).read())
     stages = [h["stage"] for h in s["history"]]
-    assert stages == list(app.STAGE_ORDER) + ["fine-tune"]        # output -> input, then all
+    assert stages == list(STAGE_ORDER) + ["fine-tune"]        # output -> input, then all
     assert s["history"][-1]["lr"] == pytest.approx(2e-3 * 0.25)
     ev = s["evaluation"]
     for name in ("model_teacher_forced", "model_free_running", "drum_machine",
@@ -95,7 +96,7 @@ def test_transposition_keeps_the_rolls():
     x = np.zeros((3, 2, 4, 10), np.float32)
     x[:, :, :, 4] = 1
     x[:, 1, 0, 9] = 1
-    y = app.transpose(x, [2, -3, 0])
+    y = transpose(x, [2, -3, 0])
     assert y[0, 0, 0, 6] == 1 and y[0].sum() == x[0].sum() - 1      # 9 + 2 falls off the top
     assert y[1, 0, 0, 1] == 1 and y[1, 1, 0, 6] == 1 and y[1].sum() == x[1].sum()
     np.testing.assert_array_equal(y[2], x[2])
@@ -103,7 +104,7 @@ def test_transposition_keeps_the_rolls():
 
 def _held_out_song(runs) -> str:
     s = json.loads(open(os.path.join(runs["accomp"], "summary.json")).read())
-    ck = app.load_model(os.path.join(runs["accomp"], "best.npz"))[1]
+    ck = load_model(os.path.join(runs["accomp"], "best.npz"))[1]
     assert ck.config["task"] == "accompaniment"
     from apps.music import drum_dataset as dd
 

@@ -1,0 +1,349 @@
+"""Voice auto-encoders and VAEs (apps/voice_models.py, apps/voice_vae.py and its parts voice_data,
+voice_train, voice_plots, voice_judge) on small real slices of FSDD.
+
+* the KL term matches its closed form (and a numerical integral) on random inputs;
+* every hand-written model backward passes a float64 gradient check at tiny size (dense and
+  convolutional; AE, VAE, conditional VAE; odd and even image sizes);
+* a few training steps lower the loss;
+* the CLI trains, writes checkpoints, plots and summary.json; generation writes WAV files that
+  soundfile opens at 8 kHz with the expected length; the judge runs end to end;
+* bad input (missing checkpoint, wrong latent size, digit out of range...) gives clear errors.
+The full-size trainings behind the reported figures are not run here (see the app's docstring).
+"""
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+import nnscratch as nn
+from apps import voice_data as vd
+from apps import voice_vae as vv
+from apps.audio.features import FeatureConfig
+from apps.audio.inverse import SpectrogramScaler
+from apps.audio.wav import read_wav
+from apps.voice_judge import Judge, judge_run
+from apps.voice_models import AELoss, SpectrogramAE, evaluate, fit, one_hot, train_step
+from conftest import SHARED_DATA
+from nnscratch.testing import check_layer
+
+FSDD = os.path.join(SHARED_DATA, "fsdd")
+needs_fsdd = pytest.mark.skipif(not os.path.isdir(os.path.join(FSDD, "recordings")),
+                                reason="FSDD not found in ../shared/data/fsdd")
+TINY = ["--channels", "4", "8", "8", "--hidden", "16", "--dense-hidden", "32", "16", "--no-progress",
+        "--no-cache", "--data", FSDD]
+
+
+# ----------------------------------------------------------------------------------------------
+# The KL term
+# ----------------------------------------------------------------------------------------------
+def test_kl_term_matches_closed_form():
+    rng = np.random.default_rng(0)
+    mu, log_var = rng.normal(0, 1.5, (7, 5)), rng.normal(0, 1.0, (7, 5))
+    x = rng.uniform(0, 1, (7, 4, 3))
+    y = rng.uniform(0, 1, (7, 4, 3))
+    lam = 250.0
+    loss, parts = AELoss(True, lam)(y, x, mu, log_var)
+    var = np.exp(log_var)
+    closed = np.mean(np.sum(0.5 * (var + mu ** 2 - 1.0 - log_var), axis=1))  # KL(N(mu, var) || N(0, 1))
+    assert parts["kl"] == pytest.approx(closed, rel=1e-12)
+    assert loss == pytest.approx(lam * np.mean((y - x) ** 2) + closed, rel=1e-12)
+    # one coordinate by numerical integration of p log(p / q)
+    from scipy.integrate import quad
+    from scipy.stats import norm
+
+    m, s = mu[0, 0], np.exp(0.5 * log_var[0, 0])
+    p = norm(m, s)
+    kl_num = quad(lambda t: p.pdf(t) * (p.logpdf(t) - norm.logpdf(t)), m - 12 * s, m + 12 * s)[0]
+    assert kl_num == pytest.approx(0.5 * (var[0, 0] + m ** 2 - 1 - log_var[0, 0]), rel=1e-7)
+    # the log-variance convention (keras #3283): log_var = 0 and mu = 0 give KL = 0
+    assert AELoss(True, 1.0)(y, x, 0 * mu, 0 * log_var)[1]["kl"] == 0.0
+
+
+def test_evaluate_reports_the_same_kl():
+    nn.manual_seed(0)
+    model = SpectrogramAE((6, 6), latent=3, kind="dense", variational=True, dense_hidden=(8,))
+    x = np.random.default_rng(1).uniform(0, 1, (5, 6, 6)).astype(np.float32)
+    mu, lv = model.encode(x)
+    got = evaluate(model, x, lam=10.0)
+    closed = np.mean(np.sum(0.5 * (np.exp(lv) + mu ** 2 - 1.0 - lv), axis=1))
+    assert got["kl"] == pytest.approx(closed, rel=1e-5)
+    assert got["loss"] == pytest.approx(10.0 * got["mse"] + got["kl"], rel=1e-6)
+
+
+# ----------------------------------------------------------------------------------------------
+# Gradient checks of the hand-written backward
+# ----------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("kind,shape", [("dense", (6, 5)), ("conv", (6, 5)), ("conv", (7, 6))])
+@pytest.mark.parametrize("variational,n_classes", [(False, 0), (True, 0), (True, 3), (False, 3)])
+def test_model_backward_gradient_check(kind, variational, n_classes, shape):
+    """Odd and even sizes: stride-2 stages with 3 x 3 and 4 x 4 kernels, output_padding 0 and 1."""
+    rng = np.random.default_rng(hash((kind, variational, n_classes, shape)) % 2 ** 32)
+    nn.manual_seed(1)
+    model = SpectrogramAE(shape, latent=2, kind=kind, variational=variational, n_classes=n_classes,
+                          channels=(2, 3, 2), hidden=4, dense_hidden=(7, 5))
+    model.to(dtype=np.float64)
+    model.encoder[0].input_grad = True  # check dx too
+    for name, p in model.named_parameters():  # positive biases: ReLUs away from their kink at 0
+        if name.endswith("bias"):
+            p.data[...] = rng.uniform(0.05, 0.3, p.shape)
+    x = rng.uniform(0.1, 0.9, (3, *shape))
+    c = one_hot([0, 2, 1], 3).astype(np.float64) if n_classes else None
+    eps = rng.standard_normal((3, 2)) if variational else None
+    results = check_layer(model, [x], forward_kwargs={"c": c, "eps": eps}, check_inputs=[0],
+                          eps=1e-5, tol=1e-5)
+    assert len(results) == 1 + len(model.parameters())
+
+
+def test_backward_adds_the_kl_gradient_to_mu_and_log_var():
+    """The two paths into mu and log_var (decoder via z, and the KL term) add up."""
+    nn.manual_seed(2)
+    model = SpectrogramAE((6, 6), latent=3, kind="dense", variational=True, dense_hidden=(8,))
+    model.to(dtype=np.float64)
+    x = np.random.default_rng(0).uniform(0, 1, (4, 6, 6))
+    eps = np.random.default_rng(1).standard_normal((4, 3))
+    loss_fn = AELoss(True, 50.0)
+
+    def total_loss():
+        model.clear_contexts()
+        y, mu, lv = model(x, eps=eps)
+        return loss_fn(y, x, mu, lv)[0]
+
+    total_loss()
+    model.zero_grad()
+    y, mu, lv = model(x, eps=eps)
+    loss_fn(y, x, mu, lv)
+    model.backward(loss_fn.backward())
+    p = model.fc_log_var.bias
+    analytic = p.grad.copy()
+    h = 1e-6
+    numeric = np.zeros_like(analytic)
+    for i in range(p.data.size):
+        p.data[i] += h
+        up = total_loss()
+        p.data[i] -= 2 * h
+        down = total_loss()
+        p.data[i] += h
+        numeric[i] = (up - down) / (2 * h)
+    np.testing.assert_allclose(analytic, numeric, rtol=1e-5, atol=1e-8)
+
+
+def test_one_hot_and_model_errors():
+    np.testing.assert_array_equal(one_hot([1, 0], 3), [[0, 1, 0], [1, 0, 0]])
+    with pytest.raises(ValueError, match="digit 12 is out of range"):
+        one_hot([3, 12])
+    model = SpectrogramAE((6, 6), latent=3, kind="dense", dense_hidden=(8,))
+    with pytest.raises(ValueError, match="latent codes must have shape"):
+        model.decode(np.zeros((2, 5)))
+    with pytest.raises(ValueError, match="expected spectrograms"):
+        model(np.zeros((2, 5, 6), np.float32))
+    cond = SpectrogramAE((6, 6), latent=3, kind="dense", variational=True, n_classes=10, dense_hidden=(8,))
+    with pytest.raises(ValueError, match="one-hot"):
+        cond(np.zeros((2, 6, 6), np.float32))
+    with pytest.raises(ValueError, match="latent size"):
+        SpectrogramAE((6, 6), latent=0)
+
+
+# ----------------------------------------------------------------------------------------------
+# Training on real data
+# ----------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def small_data():
+    """Recordings with index < 6 (360 files): the 300 test ones and 60 for training."""
+    return vd.load_data(FSDD, FeatureConfig(), limit=6, progress=False, log=lambda *a: None)
+
+
+@needs_fsdd
+@pytest.mark.parametrize("kind,variational,n_classes", [("dense", False, 0), ("conv", True, 0),
+                                                        ("conv", True, 10)])
+def test_a_few_training_steps_lower_the_loss(small_data, kind, variational, n_classes):
+    X = SpectrogramScaler().fit(small_data.S_db).transform(small_data.S_db)[:128]
+    c = one_hot(small_data.digits[:128]) if n_classes else None
+    nn.manual_seed(0)
+    model = SpectrogramAE(X.shape[1:], latent=3, kind=kind, variational=variational, n_classes=n_classes,
+                          channels=(4, 8, 8), hidden=32, dense_hidden=(64, 16))
+    loss_fn, opt = AELoss(variational, 100.0), nn.optim.Adam(model.parameters(), lr=3e-3)
+    losses = [train_step(model, loss_fn, opt, X, c)[0] for _ in range(12)]
+    assert losses[-1] < 0.85 * losses[0] and np.mean(losses[-3:]) < np.mean(losses[:3]), losses
+
+
+@needs_fsdd
+def test_fit_keeps_the_best_epoch_and_resumes(small_data):
+    X = SpectrogramScaler().fit(small_data.S_db).transform(small_data.S_db)
+    nn.manual_seed(0)
+    model = SpectrogramAE(X.shape[1:], latent=3, kind="dense", dense_hidden=(32,))
+    saved = {}
+    model, state = fit(model, X[:200], X[200:260], epochs=2, progress=False, log=None,
+                       on_epoch=lambda m, o, st: saved.update(st))
+    assert [h["epoch"] for h in state["history"]] == [1, 2] and saved["epoch"] == 2
+    model, state = fit(model, X[:200], X[200:260], epochs=3, progress=False, log=None, state=saved)
+    assert [h["epoch"] for h in state["history"]] == [1, 2, 3]
+    best = min(state["history"], key=lambda h: h["val_loss"])
+    assert evaluate(model, X[200:260])["mse"] == pytest.approx(best["val_mse"], rel=1e-5)
+
+
+# ----------------------------------------------------------------------------------------------
+# The command line, end to end
+# ----------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    if not os.path.isdir(os.path.join(FSDD, "recordings")):
+        pytest.skip("FSDD not found")
+    out = tmp_path_factory.mktemp("voice") / "run"
+    rc = vv.main(["train", "--limit", "6", "--epochs", "2", "--out", str(out), "--no-judge", *TINY])
+    assert rc == 0
+    return out
+
+
+def test_train_writes_checkpoints_plots_and_summary(tiny_run):
+    summary = json.loads((tiny_run / "summary.json").read_text())
+    assert set(summary["models"]) == set(vd.MODELS)
+    for name, m in summary["models"].items():
+        assert 0 < m["test_mse"] < 0.2 and m["epochs"] == 2
+        assert (tiny_run / f"{name}.npz").exists() and (tiny_run / f"{name}_last.npz").exists()
+        assert (tiny_run / f"latent_{name}.png").read_bytes()[:4] == b"\x89PNG"
+        assert (tiny_run / f"{name}_metrics.csv").read_text().count("\n") == 3
+    assert summary["test_mse_vs_seed"]["conv3"]["seed"] == 0.0059
+    assert (tiny_run / "curves.png").exists() and (tiny_run / "reconstructions.png").exists()
+    assert summary["data"]["test"] == 300
+    loaded = vd.Loaded(str(tiny_run / "conv3.npz"))
+    assert loaded.arrays["centroids"].shape == (10, 3) and loaded.arrays["hop_by_digit"].shape == (10,)
+
+
+def test_train_resume_continues(tiny_run, tmp_path):
+    import shutil
+
+    out = tmp_path / "resumed"
+    shutil.copytree(tiny_run, out)
+    rc = vv.main(["train", "--models", "dense3", "--limit", "6", "--epochs", "3", "--out", str(out),
+                  "--resume", "--no-judge", *TINY])
+    assert rc == 0
+    hist = nn.load_checkpoint(str(out / "dense3_last.npz")).extra["history"]
+    assert [h["epoch"] for h in hist] == [1, 2, 3]
+
+
+def _wav_checks(folder, expected_lengths=None):
+    wavs = sorted(p for p in os.listdir(folder) if p.endswith(".wav"))
+    assert wavs, f"no WAV in {folder}"
+    for k, name in enumerate(wavs):
+        info = sf.info(os.path.join(folder, name))
+        assert info.samplerate == 8000 and info.channels == 1
+        if expected_lengths is not None:
+            assert info.frames == expected_lengths[k], (name, info.frames)
+        y, _ = sf.read(os.path.join(folder, name))
+        assert np.all(np.isfinite(y)) and np.abs(y).max() > 0.5
+    assert any(p.endswith(".png") for p in os.listdir(folder))
+    return wavs
+
+
+@pytest.mark.parametrize("argv,model", [
+    (["sample", "--from", "centroid", "--digit", "7", "--n", "3"], "conv3"),
+    (["sample", "--from", "prior", "--n", "2"], "vae"),
+    (["sample", "--cvae", "--digit", "3", "--n", "2"], "cvae"),
+    (["sample", "--from", "point", "--z", "0.1", "-0.2", "0.3", "--model", "dense3"], "dense3"),
+])
+def test_generation_writes_wavs_at_the_right_rate_and_length(tiny_run, tmp_path, argv, model):
+    out = tmp_path / "gen"
+    assert vv.main([*argv, "--run", str(tiny_run), "--out", str(out)]) == 0
+    loaded = vd.Loaded(str(tiny_run / f"{model}.npz"))
+    digit = int(argv[argv.index("--digit") + 1]) if "--digit" in argv else None
+    hop = loaded.hop_for(digit)
+    n = int(argv[argv.index("--n") + 1]) if "--n" in argv else 1
+    _wav_checks(out, [hop * 49 + 1] * n)
+
+
+def test_reconstruct_and_interpolate(tiny_run, tmp_path):
+    a = os.path.join(FSDD, "recordings", "7_jackson_3.wav")
+    b = os.path.join(FSDD, "recordings", "2_theo_1.wav")
+    assert vv.main(["reconstruct", a, "--run", str(tiny_run), "--model", "conv10", "--out",
+                    str(tmp_path / "rec")]) == 0
+    assert len(_wav_checks(tmp_path / "rec")) == 2
+    assert vv.main(["reconstruct", a, "--run", str(tiny_run), "--model", "cvae", "--digit", "7", "--out",
+                    str(tmp_path / "rec_c")]) == 0
+    assert vv.main(["interpolate", a, b, "--steps", "3", "--run", str(tiny_run), "--out",
+                    str(tmp_path / "interp")]) == 0
+    assert len(_wav_checks(tmp_path / "interp")) == 3
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["sample", "--from", "centroid", "--digit", "12"], "digit 12 is out of range"),
+    (["sample", "--from", "centroid", "--digit", "-1"], "out of range"),
+    (["sample", "--cvae", "--digit", "10"], "out of range"),
+    (["sample", "--cvae"], "needs --digit"),
+    (["sample", "--from", "point", "--z", "1", "2"], "wrong latent size: --z has 2 values"),
+    (["sample", "--from", "centroid", "--digit", "1", "--latent", "5"], "wrong latent size: --latent 5"),
+    (["sample", "--cvae", "--digit", "1", "--model", "vae"], "needs a conditional VAE"),
+    (["sample", "--from", "prior", "--model", "cvae"], "conditional VAE"),
+    (["reconstruct", "no_such_file.wav"], "no such file"),
+    (["reconstruct", os.path.join(FSDD, "recordings", "7_jackson_3.wav"), "--model", "cvae"], "needs --digit"),
+])
+def test_bad_input_gives_clear_errors(tiny_run, tmp_path, capsys, argv, message):
+    assert vv.main([*argv, "--run", str(tiny_run), "--out", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err, err
+
+
+def test_missing_checkpoint_and_wrong_files(tmp_path, capsys):
+    assert vv.main(["sample", "--from", "prior", "--run", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "checkpoint not found" in err and "vae.npz" in err and "train" in err
+    assert vv.main(["sample", "--checkpoint", str(tmp_path / "nope.npz"), "--digit", "1"]) == 2
+    assert "checkpoint not found" in capsys.readouterr().err
+    other = tmp_path / "other.npz"
+    nn.save_checkpoint(str(other), nn.Sequential(nn.Dense(2, 2)), config={"app": "spoken_digits"})
+    assert vv.main(["sample", "--checkpoint", str(other), "--digit", "1"]) == 2
+    assert "not a voice_vae checkpoint" in capsys.readouterr().err
+    assert vv.main(["judge", "--run", str(tmp_path)]) == 2
+    assert "checkpoint" in capsys.readouterr().err
+
+
+@needs_fsdd
+def test_judge_end_to_end(tiny_run, tmp_path):
+    """A tiny digit classifier (trained here) judges a tiny run's generations."""
+    from apps import spoken_digits as sd
+
+    ds = sd.load_dataset(FSDD, FeatureConfig(), limit_per_class=6, progress=False, log=lambda *a: None)
+    hp = sd.HParams(model="cnn", channels=(4, 8), dense=16, epochs=2, lr=3e-3)
+    norm = sd.Standardizer(hp.norm).fit(ds.X)
+    model, _ = sd.train_model(hp, norm.transform(ds.X), ds.digits, 10, progress=False, log=None)
+    clf = sd.save_model(str(tmp_path / "model.npz"), model, hp, ds.cfg, norm, "digit", sd.DIGITS,
+                        extra={"test_accuracy": 0.5})
+    judge = Judge(clf)
+    res = judge_run(str(tiny_run), judge, n_per_digit=1, n_prior=3, n_recon=4, progress=False,
+                       data_root=FSDD, limit=6, cache_dir=None, models=["conv3", "vae", "cvae"],
+                       log=lambda *a: None)
+    assert res["resynthesised_test_recordings"]["n"] == 4
+    m = res["models"]
+    assert m["conv3"]["centroid_near"]["n"] == 10 and "accuracy" in m["conv3"]["centroid_exact"]
+    assert m["vae"]["prior"]["n"] == 3 and 0 <= m["vae"]["prior"]["confident_share"] <= 1
+    assert m["cvae"]["chosen_digit"]["n"] == 10 and "centroid_near" not in m["cvae"]
+    assert sum(m["cvae"]["chosen_digit"]["predicted_counts"]) == 10
+    _wav_checks(tiny_run / "samples")
+
+
+@needs_fsdd
+def test_seed_protocol_features_and_generation(tmp_path):
+    """The seed report's preprocessing (22,050 Hz, n_fft 2048, hop floor((L + 1) / 50), dB with
+    ref = 1): features, a tiny training, and a WAV at 22,050 Hz of the expected length."""
+    cfg = vd.feature_config("seed")
+    y, sr = read_wav(os.path.join(FSDD, "recordings", "7_jackson_3.wav"), sr=cfg.sr)
+    S_db, hop = vd.features_of(y, cfg, "seed")
+    assert sr == 22050 and hop == (len(y) + 1) // 50 and S_db.shape == (50, 50)
+    librosa = pytest.importorskip("librosa")  # the seed's own calls (chapter 2.1.1)
+    expected = librosa.power_to_db(librosa.feature.melspectrogram(y=y.astype(np.float64), sr=sr,
+                                                                  hop_length=hop, n_mels=50))[:, :50]
+    np.testing.assert_allclose(S_db, expected, atol=1e-3)
+    out = tmp_path / "seed_run"
+    assert vv.main(["train", "--protocol", "seed", "--models", "dense3", "--limit", "6", "--epochs", "1",
+                    "--out", str(out), "--no-judge", *TINY]) == 0
+    loaded = vd.Loaded(str(out / "dense3.npz"))
+    assert loaded.protocol == "seed" and loaded.cfg.sr == 22050
+    gen = tmp_path / "gen"
+    assert vv.main(["sample", "--from", "centroid", "--digit", "4", "--n", "1", "--run", str(out),
+                    "--model", "dense3", "--out", str(gen)]) == 0
+    wav = [p for p in os.listdir(gen) if p.endswith(".wav")][0]
+    info = sf.info(os.path.join(gen, wav))
+    assert info.samplerate == 22050 and info.frames == loaded.hop_for(4) * 49 + 1
