@@ -5,7 +5,7 @@ Model (seed 004): Embedding(95, 256) -> LSTM(256, 512, 2 layers, dropout 0.3) ->
 Both engines get the same weights (torch's initialisation copied into ours, b_ih + b_hh summed)
 and the same token batches; float32.
 
-    python benchmarks/lstm.py [--quick] [--device cpu|gpu] [--repeats N] [--batch B] [--seq T]
+    python benchmarks/lstm.py [--quick] [--device cpu|gpu] [--repeats N] [--batch B] [--seq T] [--hidden H]
 
 Figures:
 * training step: median ms of forward + backward + clipping + AdamW, the engines interleaved
@@ -51,15 +51,15 @@ VOCAB, EMBED, HIDDEN, LAYERS, DROPOUT = 95, 256, 512, 2, 0.3
 # ==============================================================================================
 # The two models
 # ==============================================================================================
-def build_torch(tdev):
+def build_torch(tdev, hidden=HIDDEN):
     import torch
 
     torch.manual_seed(0)
     m = torch.nn.ModuleDict({
         "emb": torch.nn.Embedding(VOCAB, EMBED),
-        "lstm": torch.nn.LSTM(EMBED, HIDDEN, num_layers=LAYERS, dropout=DROPOUT, batch_first=True),
+        "lstm": torch.nn.LSTM(EMBED, hidden, num_layers=LAYERS, dropout=DROPOUT, batch_first=True),
         "drop": torch.nn.Dropout(DROPOUT),
-        "fc": torch.nn.Linear(HIDDEN, VOCAB),
+        "fc": torch.nn.Linear(hidden, VOCAB),
     })
     return m.to(tdev)
 
@@ -80,10 +80,11 @@ class Ours:
         from nnscratch.layers.lstm import LSTM
 
         self.nn = nn
+        hidden = ref["lstm"].hidden_size  # the reference's size (--hidden)
         self.emb = Embedding(VOCAB, EMBED)
-        self.lstm = LSTM(EMBED, HIDDEN, num_layers=LAYERS, dropout=DROPOUT)
+        self.lstm = LSTM(EMBED, hidden, num_layers=LAYERS, dropout=DROPOUT)
         self.drop = Dropout(DROPOUT)
-        self.fc = nn.Dense(HIDDEN, VOCAB)
+        self.fc = nn.Dense(hidden, VOCAB)
         self.loss_fn = nn.SoftmaxCrossEntropyLoss()
 
         def put(param, tensor):
@@ -235,7 +236,7 @@ def _step_peak_mb(step) -> float:
     return (_peak_rss_bytes() - before) / 2**20
 
 
-def memory_probe(engine: str, batch: int, seq: int) -> dict:
+def memory_probe(engine: str, batch: int, seq: int, hidden: int = HIDDEN) -> dict:
     """Run in a fresh process: peak RSS growth over the first training step of one engine."""
     import torch
 
@@ -245,7 +246,7 @@ def memory_probe(engine: str, batch: int, seq: int) -> dict:
     rng = np.random.default_rng(0)
     x_np = rng.integers(0, VOCAB, size=(batch, seq))
     t_np = rng.integers(0, VOCAB, size=(batch, seq))
-    ref = build_torch("cpu")
+    ref = build_torch("cpu", hidden)
     out = {}
     small_x, small_t = x_np[:2, :3].copy(), t_np[:2, :3].copy()
     if engine == "nnscratch":
@@ -267,9 +268,9 @@ def memory_probe(engine: str, batch: int, seq: int) -> dict:
     return out
 
 
-def run_memory_probe(engine, batch, seq):
+def run_memory_probe(engine, batch, seq, hidden=HIDDEN):
     cmd = [sys.executable, os.path.abspath(__file__), "--memory-probe", engine,
-           "--batch", str(batch), "--seq", str(seq)]
+           "--batch", str(batch), "--seq", str(seq), "--hidden", str(hidden)]
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     if res.returncode != 0:
         return {"error": res.stderr.strip().splitlines()[-1] if res.stderr.strip() else "failed"}
@@ -316,7 +317,7 @@ def time_training(batch, seq, args, tdev, repeats, rounds, unfolded=True):
     rng = np.random.default_rng(0)
     x_np = rng.integers(0, VOCAB, size=(batch, seq))
     t_np = rng.integers(0, VOCAB, size=(batch, seq))
-    ref = build_torch(tdev)
+    ref = build_torch(tdev, args.hidden)
     ours = Ours(ref)
     plain = Ours(ref, fold=False) if unfolded else None
     opt = torch.optim.AdamW(ref.parameters(), lr=1e-3)
@@ -381,10 +382,12 @@ def main(argv=None) -> int:
     p.add_argument("--batch", type=int, default=None, help="one batch size instead of the defaults")
     p.add_argument("--seq", type=int, default=None,
                    help="sequence length (CPU 128, 64 with --quick; GPU 256)")
+    p.add_argument("--hidden", type=int, default=HIDDEN,
+                   help=f"LSTM hidden size (default {HIDDEN}; the GPU pass also runs 1024)")
     p.add_argument("--memory-probe", choices=["nnscratch", "torch"], default=None, help=argparse_hidden())
     args = p.parse_args(argv)
     if args.memory_probe:
-        print(json.dumps(memory_probe(args.memory_probe, args.batch or 64, args.seq or 128)))
+        print(json.dumps(memory_probe(args.memory_probe, args.batch or 64, args.seq or 128, args.hidden)))
         return 0
     t_start = time.perf_counter()
     tdev = setup_device(args.device)
@@ -409,7 +412,7 @@ def main(argv=None) -> int:
     sampling = time_sampling(ours, ref, tdev, n_tokens, args)
     memory = None
     if not gpu:
-        memory = {e: run_memory_probe(e, batches[0], seq) for e in ("nnscratch", "torch")}
+        memory = {e: run_memory_probe(e, batches[0], seq, args.hidden) for e in ("nnscratch", "torch")}
     info = machine()
     load = os.getloadavg()[0]
 
@@ -433,7 +436,7 @@ def main(argv=None) -> int:
             rows.append([f"train step b{r['batch']} memory (MiB)", f"{a:.0f}", f"{b:.0f}",
                          f"{a / max(b, 1e-9):.3f}"])
     where = info.get("gpu", f"CPU x{info['cpus']}, torch threads {info['cpu_threads_torch']}")
-    print_table(f"LSTM char model (vocab {VOCAB}, embed {EMBED}, {LAYERS} x LSTM {HIDDEN}, dropout "
+    print_table(f"LSTM char model (vocab {VOCAB}, embed {EMBED}, {LAYERS} x LSTM {args.hidden}, dropout "
                 f"{DROPOUT}), float32, device {args.device} ({where}), load average {load:.2f}",
                 rows, ["figure", "nnscratch", "torch", "ratio (time, memory: lower is better)"])
     for r in runs:
@@ -447,7 +450,7 @@ def main(argv=None) -> int:
     main_run = runs[0]
     record = {
         "bench": "lstm_train_step", "device": args.device,
-        "config": f"vocab {VOCAB} embed {EMBED} 2x lstm {HIDDEN} dropout {DROPOUT} seq {seq} adamw clip fp32",
+        "config": f"vocab {VOCAB} embed {EMBED} 2x lstm {args.hidden} dropout {DROPOUT} seq {seq} adamw clip fp32",
         "nnscratch_ms": round(main_run["nnscratch_ms"], 2), "torch_ms": round(main_run["torch_ms"], 2),
         "ratio": round(main_run["ratio"], 4), "goal_ratio": 1.25 if gpu else 1.0,
         "nnscratch_unfolded_ms": _round(main_run["nnscratch_unfolded_ms"], 2),
