@@ -398,7 +398,7 @@ def sample_tunes(checkpoint: str, out_dir: str, n: int, temperature: float, prim
         checks.append(c)
         if c.valid:
             try:
-                midi.append(abc_to_midi(tune, os.path.join(out_dir, f"sample_{i:02d}.mid")))
+                midi.append(abc_to_midi(tune, os.path.join(out_dir, f"sample_{i:02d}.mid"), log=log))
             except Exception as exc:  # music21 parsed it but could not write MIDI
                 log(f"tune {i}: MIDI export failed: {exc}")
         log(f"--- tune {i}: {'valid' if c.valid else 'INVALID'} ABC, "

@@ -122,3 +122,20 @@ def test_checker_accepts_real_tune_and_rejects_bad_ones():
 def test_bar_durations_handle_tuplets_graces_and_double_colon():
     bars = bar_durations("X:1\nM:2/4\nL:1/8\nK:G\n(3ABc d2|{g}f2 e2::d4|\n")
     assert [b[0] for b in bars] == [2.0, 2.0, 2.0]
+
+
+def test_midi_export_plays_unpaired_repeats_once(tmp_path):
+    """music21 refuses to expand a ``|:`` never closed after a repeated section; we still write
+    the MIDI file, each section once, and say so."""
+    import mido
+
+    from apps.music.abc_eval import abc_to_midi
+
+    tune = "X:1\nM:2/4\nL:1/8\nK:G\nGABc|d2B2:|\n|:cBAG|FGA2|]\n"
+    messages = []
+    path = abc_to_midi(tune, str(tmp_path / "t.mid"), log=messages.append)
+    notes = [m for tr in mido.MidiFile(path).tracks for m in tr if m.type == "note_on" and m.velocity]
+    assert len(notes) == 6 + 7 and messages and "repeats played once" in messages[0]
+    good = abc_to_midi("X:1\nM:2/4\nL:1/8\nK:G\n|:GABc|d2B2:|cBAG|FGA2|]\n", str(tmp_path / "g.mid"))
+    notes = [m for tr in mido.MidiFile(good).tracks for m in tr if m.type == "note_on" and m.velocity]
+    assert len(notes) == 2 * 6 + 7  # paired repeats are still expanded

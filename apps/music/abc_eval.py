@@ -115,12 +115,46 @@ def bar_durations(text: str) -> list[tuple[float, float | None, str, str]]:
     return bars
 
 
-def abc_to_midi(text: str, path: str) -> str:
-    """Write a tune as a MIDI file with music21 (the file is then read back by mido in tests)."""
+def _play_repeats_once(score) -> None:
+    """Turn repeat barlines into plain double bars and drop voltas and repeat expressions, in place.
+
+    music21 expands repeats when writing MIDI and refuses repeats it cannot pair (a ``|:`` that
+    is never closed, a ``:|`` after a section that already repeated), which generated tunes and
+    some transcriptions have. Players such as abc2midi play those sections once; so do we.
+    """
+    from music21 import bar, repeat, spanner, stream  # noqa: PLC0415
+
+    for m in score.recurse().getElementsByClass(stream.Measure):
+        for side in ("leftBarline", "rightBarline"):
+            if isinstance(getattr(m, side), bar.Repeat):
+                setattr(m, side, bar.Barline("double"))
+        for e in list(m.getElementsByClass(repeat.RepeatExpression)):
+            m.remove(e)
+    for s in list(score.recurse().getElementsByClass(spanner.RepeatBracket)):
+        for site in list(s.sites.get()):
+            if hasattr(site, "remove") and s in site:
+                site.remove(s)
+
+
+def abc_to_midi(text: str, path: str, log=None) -> str:
+    """Write a tune as a MIDI file with music21 (the file is then read back by mido in tests).
+
+    Repeats are expanded; if they cannot be (unpaired repeat signs), every section is played
+    once instead and ``log`` (when given) is told so.
+    """
+    from music21 import repeat  # noqa: PLC0415
+
     score = _parse(text)
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        score.write("midi", fp=path)
+        try:
+            score.write("midi", fp=path)
+        except repeat.ExpanderException as exc:
+            score = _parse(text)  # the failed write may have left the score half-prepared
+            _play_repeats_once(score)
+            score.write("midi", fp=path)
+            if log:
+                log(f"{os.path.basename(path)}: repeats played once ({exc})")
     return path
