@@ -26,12 +26,12 @@ import time
 import warnings
 from dataclasses import asdict
 
-import numpy as np
 
 if __package__ in (None, ""):  # run as a script: make the project root importable
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import nnscratch as nn  # noqa: E402
+from apps.interrupt import DeferredInterrupt  # noqa: E402
 from apps.music.abc_text import AbcInputError, join_tunes, prepare_corpus  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -138,32 +138,6 @@ def plot_curves(metrics_csv: str, png: str) -> None:
     plt.close(fig)
 
 
-class _DeferredInterrupt:
-    """The first Ctrl-C asks the loop to stop at the end of the current step (so the checkpoint
-    holds a whole step, and resuming is exact); a second one interrupts at once."""
-
-    def __init__(self):
-        import signal  # noqa: PLC0415
-
-        self.requested = False
-        self._signal = signal
-        try:
-            self._previous = signal.signal(signal.SIGINT, self._handle)
-        except ValueError:  # not in the main thread: keep the default behaviour
-            self._previous = None
-
-    def _handle(self, signum, frame):
-        if self.requested:
-            raise KeyboardInterrupt
-        self.requested = True
-        print("\nCtrl-C: stopping after this step and saving a checkpoint (Ctrl-C again to abort)",
-              file=sys.stderr)
-
-    def restore(self) -> None:
-        if self._previous is not None:
-            self._signal.signal(self._signal.SIGINT, self._previous)
-
-
 class Trainer:
     """Owns the model, optimizer, schedules, data sampler and run folder of one training run."""
 
@@ -254,7 +228,7 @@ class Trainer:
         last_tps = 0.0
         stop_reason = "steps"
         last_val = (float("nan"), float("nan"))
-        interrupted = _DeferredInterrupt()
+        interrupted = DeferredInterrupt()
         try:
             while self.step < max_steps and not interrupted.requested:
                 t0 = time.perf_counter()

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import csv
 import os
-import sys
 import time
 
 import numpy as np
 
 import nnscratch as nn
 from apps import drum_model as dmod
+from apps.interrupt import DeferredInterrupt
 from apps.music import drum_dataset as dd
 
 APP = "drum_accompaniment"
@@ -125,31 +125,6 @@ def evaluate_loss(model, loss_fn, task: Task, split: str, batch: int = 64) -> di
     return res
 
 
-class _DeferredInterrupt:
-    """First Ctrl-C: stop after the current batch and save; second: interrupt at once."""
-
-    def __init__(self):
-        import signal  # noqa: PLC0415
-
-        self.requested = False
-        self._signal = signal
-        try:
-            self._previous = signal.signal(signal.SIGINT, self._handle)
-        except ValueError:  # not in the main thread
-            self._previous = None
-
-    def _handle(self, signum, frame):
-        if self.requested:
-            raise KeyboardInterrupt
-        self.requested = True
-        print("\nCtrl-C: stopping after this batch and saving last.npz (Ctrl-C again to abort)",
-              file=sys.stderr)
-
-    def restore(self) -> None:
-        if self._previous is not None:
-            self._signal.signal(self._signal.SIGINT, self._previous)
-
-
 class Trainer:
     """One training run: model, loss, optimizer, stage schedule, run folder, exact resume."""
 
@@ -231,7 +206,7 @@ class Trainer:
         deadline = None if not max_minutes else time.monotonic() + 60 * max_minutes
         n, B = self.task.size("train"), self.hp["batch"]
         n_batches = -(-n // B)
-        interrupted = _DeferredInterrupt()
+        interrupted = DeferredInterrupt(unit="batch", saving="last.npz")
         stop_reason = "schedule done"
         try:
             while self.state["stage"] < len(self.stages):
