@@ -45,6 +45,7 @@ if __package__ in (None, ""):  # run as a script: make the project root importab
 
 import nnscratch as nn  # noqa: E402
 from apps.music import esac, midi  # noqa: E402
+from apps.music.data_paths import resolve_data_dir  # noqa: E402
 from nnscratch import optim  # noqa: E402
 
 APP = "next_note_mlp"
@@ -89,7 +90,7 @@ def pos_slot(pos) -> np.ndarray:
 
 def load_cre(data_dir: str | None = None, limit: int | None = None, transpose: bool = True) -> list:
     """CRE tunes: channel-0 melody (skyline), roots.csv root moved to C."""
-    root_dir = esac.resolve_data_dir("cre-irish-midi", "NNSCRATCH_DATA_CRE", data_dir)
+    root_dir = resolve_data_dir("cre-irish-midi", "NNSCRATCH_DATA_CRE", data_dir)
     roots = {}
     with open(os.path.join(root_dir, "roots.csv"), newline="") as f:
         for row in csv.reader(f):

@@ -68,3 +68,16 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture(scope="module")
+def data_cache(tmp_path_factory):
+    """A fresh $NNSCRATCH_CACHE for one test module (the parsed-data caches of the apps)."""
+    path = str(tmp_path_factory.mktemp("cache"))
+    old = os.environ.get("NNSCRATCH_CACHE")
+    os.environ["NNSCRATCH_CACHE"] = path
+    yield path
+    if old is None:
+        os.environ.pop("NNSCRATCH_CACHE", None)
+    else:
+        os.environ["NNSCRATCH_CACHE"] = old

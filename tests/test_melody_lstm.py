@@ -22,24 +22,12 @@ pytestmark = pytest.mark.skipif(not os.path.isdir(ESSEN), reason=f"shared data m
 
 
 @pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    path = str(tmp_path_factory.mktemp("cache"))
-    old = os.environ.get("NNSCRATCH_CACHE")
-    os.environ["NNSCRATCH_CACHE"] = path
-    yield path
-    if old is None:
-        os.environ.pop("NNSCRATCH_CACHE", None)
-    else:
-        os.environ["NNSCRATCH_CACHE"] = old
-
-
-@pytest.fixture(scope="module")
-def songs(cache):
+def songs(data_cache):
     return esac.load_songs("han", limit=12)[0]
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory, cache):
+def trained(tmp_path_factory, data_cache):
     """A tiny model trained for 2 epochs through the CLI (shared by the generate tests)."""
     out = tmp_path_factory.mktemp("run")
     rc = app.main(["train", "--subset", "han", "--limit", "12", "--epochs", "2", "--hidden", "32",

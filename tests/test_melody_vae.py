@@ -21,19 +21,7 @@ needs_data = pytest.mark.skipif(not os.path.isdir(ESSEN), reason=f"shared data m
 
 
 @pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    path = str(tmp_path_factory.mktemp("cache"))
-    old = os.environ.get("NNSCRATCH_CACHE")
-    os.environ["NNSCRATCH_CACHE"] = path
-    yield path
-    if old is None:
-        os.environ.pop("NNSCRATCH_CACHE", None)
-    else:
-        os.environ["NNSCRATCH_CACHE"] = old
-
-
-@pytest.fixture(scope="module")
-def songs(cache):
+def songs(data_cache):
     if not os.path.isdir(ESSEN):
         pytest.skip(f"shared data missing: {ESSEN}")
     return esac.load_songs("kinder", limit=16)[0]
@@ -144,7 +132,7 @@ def _check_midi(path, min_notes):
 
 
 @needs_data
-def test_cli_train_resume_sample_interpolate(cache, tmp_path, capsys):
+def test_cli_train_resume_sample_interpolate(data_cache, tmp_path, capsys):
     out = tmp_path / "run"
     args = ["train", "--subset", "kinder", "--limit", "40", "--epochs", "3", "--max-len", "32",
             "--samples", "2", "--interp-steps", "3", "--log-every", "1", "--out", str(out),

@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import groove, midi
+from . import data_paths, groove, midi
 
 PIPELINE_VERSION = 2
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -73,12 +73,7 @@ def groove_dir(override: str | None = None) -> str:
 
 def cache_dir(override: str | None = None) -> str:
     """override, else $NNSCRATCH_CACHE/drums, else ~/.cache/nnscratch/drums."""
-    if override:
-        return override
-    base = os.environ.get("NNSCRATCH_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"),
-        "nnscratch")
-    return os.path.join(base, "drums")
+    return data_paths.cache_dir("drums", override)
 
 
 def _need_dir(path: str, what: str, env: str) -> None:

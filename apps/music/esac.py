@@ -35,7 +35,8 @@ import re
 import warnings
 from dataclasses import asdict, dataclass, field
 
-from . import midi
+from . import data_paths, midi
+from .data_paths import resolve_data_dir
 
 ACCEPTED_DURATIONS = (0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0)
 STEP = 0.25                 # quarter lengths per token: a sixteenth note
@@ -68,36 +69,13 @@ class AbcParseError(EsacError):
 # ----------------------------------------------------------------------------------------------
 # Paths
 # ----------------------------------------------------------------------------------------------
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-def resolve_data_dir(name: str, env: str, override: str | None = None) -> str:
-    """A dataset folder: ``override`` (a --data flag), else $``env``, else <repo>/../shared/data/name.
-
-    Raises FileNotFoundError naming all three ways to point at the data when it is missing.
-    """
-    path = override or os.environ.get(env) or os.path.join(REPO_ROOT, "..", "shared", "data", name)
-    path = os.path.abspath(path)
-    if not os.path.isdir(path):
-        raise FileNotFoundError(
-            f"dataset folder not found: {path} (pass --data, set {env}, or put the shared data at "
-            f"<repo>/../shared/data/{name})"
-        )
-    return path
-
-
 def essen_dir(override: str | None = None) -> str:
     return resolve_data_dir("essen-folksong-abc", "NNSCRATCH_DATA_ESSEN", override)
 
 
 def cache_dir(override: str | None = None) -> str:
     """The parsed-EsAC cache: override, else $NNSCRATCH_CACHE/esac, else ~/.cache/nnscratch/esac."""
-    if override:
-        return override
-    base = os.environ.get("NNSCRATCH_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"),
-        "nnscratch")
-    return os.path.join(base, "esac")
+    return data_paths.cache_dir("esac", override)
 
 
 # ----------------------------------------------------------------------------------------------
