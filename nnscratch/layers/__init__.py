@@ -12,12 +12,14 @@ from .loss import (
 )
 from .mlp import SigmoidMLP, per_neuron_gradients
 from .sampling import Reparameterize
+from .variational import BottleneckOutput, VariationalBottleneck
 
 __all__ = [
     "Layer", "LayerList", "Parameter", "Sequential", "no_grad", "is_grad_enabled",
     "Dense", "Linear", "Identity", "LeakyReLU", "ReLU", "Sigmoid", "Softmax", "Tanh",
     "LeastSquares", "MSELoss", "BCEWithLogitsLoss", "SoftmaxCrossEntropyLoss", "KLDivergence",
-    "SigmoidMLP", "per_neuron_gradients", "Reparameterize", "Dropout", "Embedding", "LSTM",
+    "SigmoidMLP", "per_neuron_gradients", "Reparameterize", "VariationalBottleneck",
+    "BottleneckOutput", "Dropout", "Embedding", "LSTM",
     "LSTMCell", "Conv1D", "Conv2D", "Conv2DTranspose", "AvgPool1D", "AvgPool2D", "MaxPool1D",
     "MaxPool2D", "Flatten", "Reshape", "UpSampling2D",
 ]
