@@ -22,8 +22,10 @@ import numpy as np
 import soundfile as sf
 from scipy.signal import resample_poly
 
+from apps.common.errors import InputError
 
-class AudioError(ValueError):
+
+class AudioError(InputError):
     """An audio file or signal that cannot be used (unreadable, empty, silent, stereo, too long)."""
 
 

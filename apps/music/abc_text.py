@@ -32,8 +32,10 @@ import re
 from dataclasses import dataclass
 from fractions import Fraction
 
+from apps.common.errors import InputError
 
-class AbcInputError(ValueError):
+
+class AbcInputError(InputError):
     """An input file that is empty, not UTF-8, or holds no ABC tune."""
 
 

@@ -41,6 +41,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from apps.common.errors import InputError
+
 from . import data_paths, groove, midi
 
 PIPELINE_VERSION = 2
@@ -56,7 +58,7 @@ N_KEYS = HIGH_KEY - LOW_KEY + 1
 SPLITS = ("train", "val", "test")
 
 
-class DrumInputError(ValueError):
+class DrumInputError(InputError):
     """A song the drum model cannot accompany or learn from (meter, instruments)."""
 
 

@@ -35,6 +35,8 @@ import re
 import warnings
 from dataclasses import asdict, dataclass, field
 
+from apps.common.errors import InputError
+
 from . import data_paths, midi
 from .data_paths import resolve_data_dir
 
@@ -58,7 +60,7 @@ SUBSETS["all"] = SUBSETS["han"] + GERMAN_FILES
 _MAJOR_TARGET, _MINOR_TARGET = 0, 9    # pitch classes of C and A
 
 
-class EsacError(ValueError):
+class EsacError(InputError):
     """A tune, token string or file the pipeline cannot handle (the message says why)."""
 
 

@@ -38,6 +38,8 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from apps.common.errors import InputError
+
 DRUM_CHANNEL = 9          # General MIDI channel 10
 DEFAULT_TPB = 480         # ticks per beat of the files we write
 DEFAULT_BPM = 120.0       # MIDI's default tempo (500,000 us per beat) when a file sets none
@@ -51,7 +53,7 @@ GM_FAMILIES = (
 )
 
 
-class MidiError(ValueError):
+class MidiError(InputError):
     """A MIDI file that cannot be read (missing, not MIDI, truncated, corrupt) or written."""
 
 
