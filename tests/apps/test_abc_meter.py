@@ -1,0 +1,124 @@
+"""The bar tracker behind meter-aware sampling (apps/music/abc_meter.py): bar lengths of every
+ABC construct, agreement with music21's reading of real tunes, masks that never block a real
+tune whose bars fit and always block an overfull or short bar."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+from apps.music.abc_eval import bar_durations
+from apps.music.abc_meter import BarTracker, MeterMask, fitting_share
+from apps.music.abc_text import canonical_tune, read_tunes
+from conftest import SHARED_DATA
+
+HEAD = "X:1\nM:{m}\nL:{l}\nK:D\n"
+
+
+def bars_of(body: str, m: str = "4/4", l: str = "1/8") -> list[float]:
+    t = BarTracker().feed_text(HEAD.format(m=m, l=l) + body)
+    return [b[0] for b in t.finish()]
+
+
+@pytest.mark.parametrize("body,expected", [
+    ("ABcd efga|", [4.0]),                    # eighth notes
+    ("A2B2 c4|", [4.0]),                      # lengths
+    ("A/B/c/d/ e3/2f/ g2 a2|", [4.0]),        # halves and 3/2
+    ("A//B//c//d// e3 f2 g2|", [4.0]),        # quarters by repeated slashes
+    ("A>B c<d e>>f g2|", [4.0]),              # broken rhythm keeps each pair's total
+    ("(3ABc d2 e4|", [4.0]),                  # a triplet of eighths lasts a quarter
+    ("(3:2:3A2B2c2 e4|", [4.0]),              # the full tuplet form
+    ("[CEG]2 [DF]2 [EG]4|", [4.0]),           # a chord lasts its first note's length
+    ("[C2E2G2] z2 x4|", [4.0]),               # inner lengths; rests z and x
+    ("{ag}A2 {/g}B2 c4|", [4.0]),             # grace notes take no time
+    ('"G"A2 "D7"B2 !trill!c2 ~d2|', [4.0]),   # chord symbols and decorations take no time
+    ("^A2 _B2 =c2 ^^d2|", [4.0]),             # accidentals, double sharps
+    ("A,2 B,,2 c'2 d''2|", [4.0]),            # octave marks
+    ("A2-A2 B4|", [4.0]),                     # ties
+    ("A4 \\\nB4|", [4.0]),                    # a line continued
+    ("ABcd efga|[M:3/4] ABcdef|", [4.0, 3.0]),  # an inline meter change
+    ("ABcd efga|\nM:3/4\nABcdef|", [4.0, 3.0]),  # a meter change on its own line
+    ("ABcd efga|\nL:1/16\nABcdefgaABcdefga|", [4.0, 4.0]),  # a unit change
+    ("ABcd|:efga ABcd:|[1 efga:|[2 ABcd||", [2.0, 4.0, 2.0, 2.0]),  # repeats, endings
+])
+def test_bar_lengths_of_each_construct(body, expected):
+    assert bars_of(body) == expected
+
+
+def test_compound_meter_and_default_unit():
+    assert bars_of("ABc def|(3ABc dcBA|", m="6/8") == [3.0, 3.0]
+    t = BarTracker().feed_text("X:1\nM:2/4\nK:G\nABcd efga|")   # no L: -> 1/16 below 3/4
+    assert t.finish() == [(2.0, 2.0, "|", "|")]
+
+
+def test_fitting_share_follows_the_pickup_and_section_rules():
+    tune = HEAD.format(m="4/4", l="1/8") + "A|BcdB ABcd|e2f2 g3:|\n|:a|bagf edcB|A6|]\n"
+    ok, n = fitting_share(tune)
+    assert (ok, n) == (n, 6)               # pickups, a section's short last bar, the tune's end
+    bad = HEAD.format(m="4/4", l="1/8") + "ABcd efga|ABc|defg abcd|\n"
+    assert fitting_share(bad) == (2, 3)    # a short bar between plain barlines
+
+
+def _validation_tunes(n: int):
+    path = os.path.join(SHARED_DATA, "folk-abc", "tunes.jsonl")
+    if not os.path.exists(path):
+        pytest.skip(f"dataset missing: {path}")
+    raw = [r for r in read_tunes(path) if r.index % 20 == 0]
+    return [t for t in (canonical_tune(r.abc) for r in raw[:n]) if t]
+
+
+def test_agrees_with_music21_on_real_tunes():
+    """Bar for bar, the tracker reads real tunes as music21's tokenizer does, except two of
+    music21's own mistakes: it drops the note after an 'H' (fermata) decoration, and counts a
+    grace note inside a tuplet as one of the tuplet's notes."""
+    tunes = _validation_tunes(150)
+    compared = agree = 0
+    for t in tunes:
+        body = t.split("K:", 1)[1]
+        if "H" in body or "({" in body or "3{" in body:
+            continue
+        compared += 1
+        ref = [(round(a, 6), b) for a, b, _, _ in bar_durations(t)]
+        ours = [(round(a, 6), b) for a, b, _, _ in BarTracker().feed_text(t).finish()]
+        agree += ref == ours
+    assert compared >= 100
+    assert agree == compared
+
+
+def test_mask_never_blocks_a_real_tune_whose_bars_fit():
+    tunes = _validation_tunes(120)
+    itos = ["<unk>"] + sorted({c for t in tunes for c in t})
+    stoi = {c: i for i, c in enumerate(itos)}
+    masker = MeterMask(itos)
+    checked = 0
+    for tune in tunes:
+        ok, n = fitting_share(tune)
+        if ok != n:
+            continue
+        checked += 1
+        t = BarTracker().feed_text("X:1\n")
+        for pos, ch in enumerate(tune[4:], 4):
+            assert masker(t)[stoi[ch]], f"blocked {ch!r} at {pos} of\n{tune}"
+            t.feed(ch)
+    assert checked >= 80 and masker.dead_ends == 0
+
+
+def test_mask_blocks_overfull_and_short_bars():
+    itos = ["<unk>", " ", "\n", "|", ":", "]", "2", "3", "/", "A", "B", "c", "z", "[", "("]
+    m = MeterMask(itos)
+    allowed = lambda text: {c for c, ok in zip(itos, m(BarTracker().feed_text(text))) if ok}
+    head = HEAD.format(m="4/4", l="1/8")
+    full = allowed(head + "ABcA BcAB")            # the bar is full if the open B stays an eighth
+    assert {"A", "B", "c", "z", "2"}.isdisjoint(full)   # ("3" may still become "3/8")
+    assert {"|", " ", "/"} <= full                # a barline, a space, or a shorter B
+    assert "2" in allowed(head + "ABcA BcA") and "2" not in allowed(head + "ABcA BcA2")
+    # the second bar is short: "|" may still become "||", "|]" or an ending "|2", or end the
+    # tune at the line end, but music may not follow a plain "|"
+    short = head + "ABcA BcAB|ABc|"
+    assert {"|", "]", "2", "\n"} <= allowed(short)
+    assert not {"A", " ", "("} & allowed(short)
+    assert "A" in allowed(head + "AB|")          # the first bar may be a pickup
+    # ... and the last bar may be short: at a line end, the tune may only end there
+    assert "\n" in allowed(short[:-1] + "|") and allowed(short[:-1] + "|\n") == {"\n"}
+    assert np.array_equal(m(BarTracker().feed_text(head)), m(BarTracker().feed_text(head)))
