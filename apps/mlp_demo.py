@@ -13,7 +13,6 @@ and checked), summary.json.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -24,8 +23,17 @@ import numpy as np
 if __package__ in (None, ""):  # run as a script: make the project root importable
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import nnscratch as nn  # noqa: E402
-from nnscratch import optim  # noqa: E402
+import nnscratch as nn
+from apps.common.cli import (
+    layer_sizes,
+    nonnegative_int,
+    positive_float,
+    positive_int,
+    run_command,
+)
+from apps.common.errors import UsageError
+from apps.common.runs import make_run_dir, write_summary
+from nnscratch import optim
 
 
 @dataclass
@@ -50,7 +58,7 @@ def make_task(name: str) -> Task:
         # and plain gradient descent is far better conditioned than on [-pi, pi].
         return Task("sin", (grid / np.pi)[:, None], np.sin(grid)[:, None], grid, hidden=[16],
                     lr=0.01, epochs=20000)
-    raise ValueError(f"unknown task {name!r}: expected xor or sin")
+    raise UsageError(f"unknown task {name!r}: expected xor or sin")
 
 
 def fit(task: Task, hidden=None, lr=None, epochs=None, seed: int = 0, log_every: int = 0,
@@ -63,7 +71,7 @@ def fit(task: Task, hidden=None, lr=None, epochs=None, seed: int = 0, log_every:
     with nn.default_dtype(np.float64):
         model = nn.SigmoidMLP([task.x.shape[1], *hidden, task.t.shape[1]])
     J = nn.LeastSquares()
-    opt = optim.SGD(model.parameters(), lr=lr)  # plain gradient descent: w <- w - lr dJ/dw  (mlp.md (9))
+    opt = optim.SGD(model.parameters(), lr=lr)  # w <- w - lr dJ/dw: plain descent, mlp.md (9)
     history = []
     for epoch in range(1, epochs + 1):
         j = J(model(task.x), task.t)
@@ -107,48 +115,53 @@ def plot(task: Task, model, history, path: str) -> None:
     plt.close(fig)
 
 
-def main(argv=None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--task", choices=["xor", "sin", "both"], default="both")
-    p.add_argument("--hidden", type=str, default=None,
+    p.add_argument("--hidden", type=layer_sizes, default=None,
                    help="hidden sizes, comma separated (default: 4 for xor, 16 for sin)")
-    p.add_argument("--lr", type=float, default=None, help="learning rate (default: 0.2 xor, 0.01 sin)")
-    p.add_argument("--epochs", type=int, default=None, help="default: 5000 xor, 20000 sin")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--log-every", type=int, default=1000)
+    p.add_argument("--lr", type=positive_float, default=None,
+                   help="learning rate (default: 0.2 xor, 0.01 sin)")
+    p.add_argument("--epochs", type=positive_int, default=None,
+                   help="default: 5000 xor, 20000 sin")
+    p.add_argument("--seed", type=nonnegative_int, default=0)
+    p.add_argument("--log-every", type=nonnegative_int, default=1000, help="0: silent")
     p.add_argument("--out", default=os.path.join("runs", "mlp_demo"), help="output folder")
-    args = p.parse_args(argv)
-    hidden = None
-    if args.hidden:
-        try:
-            hidden = [int(h) for h in args.hidden.split(",")]
-        except ValueError:
-            p.error(f"--hidden must be comma-separated integers, got {args.hidden!r}")
-    os.makedirs(args.out, exist_ok=True)
+    return p
+
+
+def run(args) -> dict:
+    """Train, checkpoint, reload and plot each task; write summary.json."""
+    out = make_run_dir(args.out)
     summary = {}
     for name in (["xor", "sin"] if args.task == "both" else [args.task]):
         task = make_task(name)
         t0 = time.perf_counter()
-        model, history, mse = fit(task, hidden, args.lr, args.epochs, args.seed, args.log_every)
+        model, history, mse = fit(task, args.hidden, args.lr, args.epochs, args.seed,
+                                  args.log_every)
         seconds = time.perf_counter() - t0
-        ckpt = os.path.join(args.out, f"{name}.npz")
+        ckpt = os.path.join(out, f"{name}.npz")
         nn.save_checkpoint(ckpt, model, config={"sizes": model.sizes, "task": name})
         with nn.default_dtype(np.float64):
             reloaded = nn.SigmoidMLP(nn.load_checkpoint(ckpt).config["sizes"])
         nn.load_checkpoint(ckpt, reloaded)
         with nn.no_grad():
             same = bool(np.array_equal(reloaded(task.x), model(task.x)))
-        png = os.path.join(args.out, f"{name}.png")
+        png = os.path.join(out, f"{name}.png")
         plot(task, model, history, png)
         print(f"[{name}] final J = {history[-1]:.3e}, MSE = {mse:.3e} in {seconds:.1f} s; "
               f"checkpoint reload identical: {same}; wrote {png}, {ckpt}")
         summary[name] = {"final_J": float(history[-1]), "mse": mse, "epochs": len(history),
                          "seconds": round(seconds, 2), "sizes": model.sizes,
                          "files": [png, ckpt], "reload_identical": same}
-    with open(os.path.join(args.out, "summary.json"), "w") as f:
-        json.dump(summary, f, indent=2)
-    return 0
+    write_summary(out, summary)
+    return summary
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    return run_command(run, args)
 
 
 if __name__ == "__main__":

@@ -74,3 +74,14 @@ def unit_interval(text: str) -> float:
 def fraction(text: str) -> float:
     """A share in (0, 1)."""
     return _number(float, text, lambda v: 0 < v < 1, "a number strictly between 0 and 1")
+
+
+def layer_sizes(text: str) -> list[int]:
+    """Comma-separated whole numbers >= 1: '256,256' -> [256, 256] (hidden layer sizes)."""
+    try:
+        sizes = [int(h) for h in text.split(",")]
+    except ValueError:
+        sizes = []
+    if not sizes or min(sizes) < 1:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers >= 1, got {text!r}")
+    return sizes

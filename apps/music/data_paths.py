@@ -13,7 +13,8 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__fi
 
 
 def resolve_data_dir(name: str, env: str, override: str | None = None) -> str:
-    """A dataset folder: ``override`` (a --data flag), else $``env``, else <repo>/../shared/data/name.
+    """A dataset folder: ``override`` (a --data flag), else $``env``, else
+    <repo>/../shared/data/name.
 
     Raises FileNotFoundError naming all three ways to point at the data when it is missing.
     """

@@ -102,7 +102,8 @@ def read_abc_file(path: str) -> str:
 
 
 def split_tunes(text: str) -> list:
-    """The tunes of an ABC file: blocks starting with an ``X:`` line (text before the first dropped)."""
+    """The tunes of an ABC file: blocks starting with an ``X:`` line (text before the first is
+    dropped)."""
     parts = re.split(r"(?m)^(?=X:)", text)
     return [p.strip() + "\n" for p in parts if p.startswith("X:")]
 
@@ -173,7 +174,8 @@ def parse_abc(text: str, what: str = "ABC text"):
             warnings.simplefilter("ignore")
             score = music21.converter.parse(text, format="abc")
     except Exception as exc:  # music21 raises many types (ABCHandlerException, TypeError...)
-        raise AbcParseError(f"{what}: music21 cannot parse it: {type(exc).__name__}: {exc}") from exc
+        raise AbcParseError(f"{what}: music21 cannot parse it: {type(exc).__name__}: "
+                            f"{exc}") from exc
     if not score.flatten().notes:
         raise AbcParseError(f"{what}: parsed, but it holds no notes (is it ABC?)")
     return score
@@ -282,10 +284,11 @@ def process_tune(tune: str, ref: str = "tune", filter_durations: bool = True,
     tune = clean_tune(tune)
     score = parse_abc(tune, ref)
     events, positions, bar_ql, meter = _events_from_score(score)
-    for p, ql, _ in events:
+    for _, ql, _ in events:
         q = float(ql)
         if filter_durations and q not in ACCEPTED_DURATIONS:
-            raise EsacError(f"{ref}: duration {ql} ql is not in the accepted set {ACCEPTED_DURATIONS}")
+            raise EsacError(f"{ref}: duration {ql} ql is not in the accepted set "
+                            f"{ACCEPTED_DURATIONS}")
         if abs(q / STEP - round(q / STEP)) > 1e-9 or q <= 0:
             raise EsacError(f"{ref}: duration {ql} ql is not a whole number of sixteenths")
     k_field = header_field(tune, "K")
@@ -304,7 +307,8 @@ def process_tune(tune: str, ref: str = "tune", filter_durations: bool = True,
 # Tokens
 # ----------------------------------------------------------------------------------------------
 def encode(events, step: float = STEP) -> list:
-    """Events (pitch or None, ql, tied) -> tokens at ``step`` ql: pitch at onset, '_' hold, 'r' rest."""
+    """Events (pitch or None, ql, tied) -> tokens at ``step`` ql: pitch at onset, '_' hold,
+    'r' rest."""
     tokens: list = []
     prev_rest = False
     for e in events:
@@ -344,7 +348,8 @@ def _pitch(t, i) -> int:
     try:
         p = int(t)
     except (TypeError, ValueError):
-        raise EsacError(f"token {i} is {t!r}: expected a MIDI pitch 0-127, '{HOLD}' or '{REST}'") from None
+        raise EsacError(f"token {i} is {t!r}: expected a MIDI pitch 0-127, '{HOLD}' or "
+                        f"'{REST}'") from None
     if not 0 <= p <= 127:
         raise EsacError(f"token {i} is pitch {p}: MIDI pitches lie in 0-127")
     return p
@@ -497,8 +502,8 @@ def load_songs(subset="han", data_dir: str | None = None, cache: str | None = No
     """
     if isinstance(subset, str):
         if subset not in SUBSETS:
-            raise EsacError(f"unknown EsAC subset {subset!r}: choose from {sorted(SUBSETS)} or pass "
-                            "a list of file names")
+            raise EsacError(f"unknown EsAC subset {subset!r}: choose from {sorted(SUBSETS)} or "
+                            "pass a list of file names")
         files = SUBSETS[subset]
     else:
         files = tuple(subset)

@@ -12,7 +12,8 @@ Units used throughout:
 Reading::
 
     song = read_midi("tune.mid")          # MidiError naming the file for corrupt/truncated input
-    song.notes                             # [Note(pitch, start, end, velocity, channel, program, track)]
+    song.notes                             # [Note(pitch, start, end, velocity, channel, program,
+                                           #       track)]
     song.tempos, song.time_signatures      # [(beat, bpm)], [(beat, numerator, denominator)]
     roll = piano_roll(song.melody(), steps_per_beat=4)        # (steps, 128) float32 in {0, 1}
 
@@ -33,8 +34,8 @@ import io
 import os
 import struct
 from bisect import bisect_right
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -116,7 +117,8 @@ class MidiSong:
 
     # -- selections ------------------------------------------------------------------------------
     def drums(self) -> list:
-        """Notes on the GM drum channel (index 9); pitches name kit pieces (36 kick, 38 snare...)."""
+        """Notes on the GM drum channel (index 9); pitches name kit pieces (36 kick, 38
+        snare...)."""
         return [n for n in self.notes if n.is_drum]
 
     def pitched(self) -> list:
@@ -145,7 +147,8 @@ class MidiSong:
         restrict the choice first (e.g. ``channel=0`` for the tune of a 3-track CRE file).
         """
         notes = [n for n in self.pitched()
-                 if (channel is None or n.channel == channel) and (track is None or n.track == track)]
+                 if (channel is None or n.channel == channel)
+                 and (track is None or n.track == track)]
         return skyline(notes)
 
     # -- time maps -----------------------------------------------------------------------------
@@ -200,21 +203,21 @@ def _check_chunks(path: str, data: bytes) -> None:
     pos, found = 8 + hlen, 0
     while pos < len(data) and found < ntrks:
         if pos + 8 > len(data):
-            raise MidiError(f"{path}: truncated MIDI file: chunk header {found + 1} is cut off after "
-                            f"{len(data) - pos} bytes (the file is {len(data)} bytes long)")
+            raise MidiError(f"{path}: truncated MIDI file: chunk header {found + 1} is cut off "
+                            f"after {len(data) - pos} bytes (the file is {len(data)} bytes long)")
         tag, length = data[pos:pos + 4], struct.unpack(">I", data[pos + 4:pos + 8])[0]
         if pos + 8 + length > len(data):
             raise MidiError(
-                f"{path}: truncated MIDI file: track chunk {found + 1} of {ntrks} ({tag!r}) declares "
-                f"{length} bytes but only {len(data) - pos - 8} remain (the file is {len(data)} "
-                "bytes long; it was probably cut off during download or copy)"
+                f"{path}: truncated MIDI file: track chunk {found + 1} of {ntrks} ({tag!r}) "
+                f"declares {length} bytes but only {len(data) - pos - 8} remain (the file is "
+                f"{len(data)} bytes long; it was probably cut off during download or copy)"
             )
         if tag == b"MTrk":
             found += 1
         pos += 8 + length
     if found < ntrks:
-        raise MidiError(f"{path}: truncated MIDI file: the header announces {ntrks} tracks but only "
-                        f"{found} are present")
+        raise MidiError(f"{path}: truncated MIDI file: the header announces {ntrks} tracks but "
+                        f"only {found} are present")
 
 
 def _varlen(data: bytes, pos: int, end: int) -> tuple:
@@ -384,7 +387,8 @@ def _song_from_mido(path: str, mf) -> MidiSong:
                                   prog, ti))
     for (ti, ch, pitch), stack in open_notes.items():  # notes left hanging: close at track end
         for on, vel, prog in stack:
-            notes.append(Note(int(pitch), on / tpb, track_ends[ti] / tpb, int(vel), int(ch), prog, ti))
+            notes.append(Note(int(pitch), on / tpb, track_ends[ti] / tpb, int(vel), int(ch), prog,
+                              ti))
     notes.sort(key=lambda n: (n.start, n.pitch, n.track))
     return MidiSong(
         path=path, ticks_per_beat=tpb, midi_type=int(mf.type), notes=notes,
@@ -506,7 +510,8 @@ def roll_to_notes(roll, steps_per_beat: int = 4, low_pitch: int = 0, velocity: i
             active = t < roll.shape[0] and col[t]
             split = active and start is not None and on is not None and on[t]
             if start is not None and (not active or split):
-                notes.append(Note(low_pitch + j, start / steps_per_beat, t / steps_per_beat, velocity))
+                notes.append(Note(low_pitch + j, start / steps_per_beat, t / steps_per_beat,
+                                  velocity))
                 start = None
             if active and start is None:
                 start = t
@@ -518,7 +523,8 @@ def sequence_to_notes(pitches: Sequence, durations: Sequence, start: float = 0.0
                       velocity: int = 90) -> list:
     """Monophonic line: pitches (int, or None for a rest) with durations in beats, back to back."""
     if len(pitches) != len(durations):
-        raise ValueError(f"sequence_to_notes: {len(pitches)} pitches but {len(durations)} durations")
+        raise ValueError(f"sequence_to_notes: {len(pitches)} pitches but {len(durations)} "
+                         "durations")
     notes, t = [], float(start)
     for p, d in zip(pitches, durations):
         if d <= 0:
@@ -576,7 +582,8 @@ def write_midi(path: str, tracks: Sequence[Track], tempo=DEFAULT_BPM, time_signa
     for beat, bpm in tempos:
         if bpm <= 0:
             raise MidiError(f"{path}: tempo must be positive, got {bpm} bpm")
-        conductor.append((tick(beat), 0, mido.MetaMessage("set_tempo", tempo=int(round(60e6 / bpm)))))
+        set_tempo = mido.MetaMessage("set_tempo", tempo=int(round(60e6 / bpm)))
+        conductor.append((tick(beat), 0, set_tempo))
     for beat, num, den in sigs:
         if den & (den - 1) or den < 1:
             raise MidiError(f"{path}: time-signature denominator must be a power of 2, got {den}")
@@ -594,8 +601,8 @@ def write_midi(path: str, tracks: Sequence[Track], tempo=DEFAULT_BPM, time_signa
                 raise MidiError(f"{path}: track {k}: pitch must be 0-127 and velocity 1-127, got "
                                 f"pitch {n.pitch}, velocity {n.velocity}")
             if n.end < n.start:
-                raise MidiError(f"{path}: track {k}: note {n.pitch} ends ({n.end}) before it starts "
-                                f"({n.start})")
+                raise MidiError(f"{path}: track {k}: note {n.pitch} ends ({n.end}) before it "
+                                f"starts ({n.start})")
             on, off = tick(n.start), max(tick(n.end), tick(n.start) + 1)
             evs.append((on, 2, mido.Message("note_on", channel=tr.channel, note=int(n.pitch),
                                             velocity=int(n.velocity))))

@@ -10,11 +10,14 @@ import os
 import mido
 import numpy as np
 import pytest
+from conftest import SHARED_DATA
 
 import nnscratch as nn
 from apps import melody_lstm as app
+from apps.melody import data
+from apps.melody.lstm_model import MelodyLSTM
+from apps.melody.lstm_train import evaluate
 from apps.music import esac
-from conftest import SHARED_DATA
 from nnscratch.testing import check_layer
 
 ESSEN = os.path.join(SHARED_DATA, "essen-folksong-abc")
@@ -38,11 +41,11 @@ def trained(tmp_path_factory, data_cache):
 
 
 def test_vocab_stream_and_windows(songs):
-    vocab = app.Vocab.from_songs(s.tokens for s in songs)
+    vocab = data.Vocab.from_songs(s.tokens for s in songs)
     assert vocab.symbols[:3] == ["/", "r", "_"] and len(vocab) < 45
-    ids = app.stream([s.tokens for s in songs[:3]], vocab)
+    ids = data.stream([s.tokens for s in songs[:3]], vocab)
     assert ids[0] == 0 and ids[-1] == 0 and (ids == 0).sum() == 4
-    w = app.windows(ids, 64, offset=5)
+    w = data.windows(ids, 64, offset=5)
     assert w.shape[1] == 65 and np.array_equal(w[0], ids[5:70]) and np.array_equal(w[1, 0], ids[69])
     with pytest.raises(ValueError, match=r"pitch 20 \(token 1\) is not in the vocabulary"):
         vocab.encode(["60", "20"])
@@ -50,25 +53,25 @@ def test_vocab_stream_and_windows(songs):
 
 def test_model_backward_gradient_check():
     with nn.default_dtype(np.float64):
-        model = app.MelodyLSTM(vocab_size=5, hidden=3, dropout=0.0)
+        model = MelodyLSTM(vocab_size=5, hidden=3, dropout=0.0)
     ids = np.array([[0, 3, 2, 4], [1, 1, 2, 0]])
     results = check_layer(model, [ids])
     assert len(results) == 5 and max(r.max_rel_error for r in results) < 1e-6
 
 
 def test_a_few_steps_lower_the_loss(songs):
-    vocab = app.Vocab.from_songs(s.tokens for s in songs)
-    win = app.windows(app.stream([s.tokens for s in songs], vocab), 64)[:16]
-    model = app.MelodyLSTM(len(vocab), hidden=64)
+    vocab = data.Vocab.from_songs(s.tokens for s in songs)
+    win = data.windows(data.stream([s.tokens for s in songs], vocab), 64)[:16]
+    model = MelodyLSTM(len(vocab), hidden=64)
     opt = nn.optim.Adam(model.parameters(), lr=1e-2)
     loss_fn = nn.SoftmaxCrossEntropyLoss()
-    before = app.evaluate(model, win)["cross_entropy"]
+    before = evaluate(model, win)["cross_entropy"]
     for _ in range(15):
         loss_fn(model(win[:, :-1]), win[:, 1:])
         model.backward(loss_fn.backward())
         opt.step()
         opt.zero_grad()
-    after = app.evaluate(model, win)["cross_entropy"]
+    after = evaluate(model, win)["cross_entropy"]
     assert after < before - 1.0, (before, after)
 
 
@@ -79,7 +82,8 @@ def _notes(path):
 
 def test_cli_writes_summary_demo_and_resumes(trained, capsys):
     s = json.loads((trained / "summary.json").read_text())
-    assert {"accuracy", "cross_entropy"} <= set(s["held_out"]) and {"accuracy", "cross_entropy"} <= set(s["bigram"])
+    assert {"accuracy", "cross_entropy"} <= set(s["held_out"])
+    assert {"accuracy", "cross_entropy"} <= set(s["bigram"])
     assert s["history"][-1]["train_loss"] < s["history"][0]["train_loss"]
     demo = trained / "demo.mid"
     notes = _notes(demo)
@@ -100,8 +104,8 @@ def test_cli_writes_summary_demo_and_resumes(trained, capsys):
 def test_generate_from_token_and_abc_primes(trained, tmp_path):
     ck = str(trained / "best.npz")
     out = tmp_path / "tok.mid"
-    assert app.main(["generate", "--checkpoint", ck, "--prime", "62 _ _ _ 64 _ 67 _", "--steps", "64",
-                     "--temperature", "0.9", "--out", str(out)]) == 0
+    assert app.main(["generate", "--checkpoint", ck, "--prime", "62 _ _ _ 64 _ 67 _",
+                     "--steps", "64", "--temperature", "0.9", "--out", str(out)]) == 0
     toks = esac.midi_to_tokens(str(out))
     assert toks[:8] == ["62", "_", "_", "_", "64", "_", "67", "_"] and len(toks) == 8 + 64
     out = tmp_path / "abc.mid"

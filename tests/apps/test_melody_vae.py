@@ -9,11 +9,12 @@ import os
 import mido
 import numpy as np
 import pytest
+from conftest import SHARED_DATA
 
 import nnscratch as nn
 from apps import melody_vae as app
+from apps.melody import data, vae_model, vae_train
 from apps.music import esac
-from conftest import SHARED_DATA
 from nnscratch.testing import check_layer, numerical_grad
 
 ESSEN = os.path.join(SHARED_DATA, "essen-folksong-abc")
@@ -32,31 +33,31 @@ def songs(data_cache):
 # ----------------------------------------------------------------------------------------------
 @needs_data
 def test_segments_pad_and_normalise(songs):
-    N, R, L, idx, skipped = app.segments(songs, 32)
+    N, R, L, idx, skipped = data.segments(songs, 32)
     assert skipped == 0 and N.shape == R.shape == (len(L), 32) and len(L) >= len(songs)
     for k in range(len(L)):
-        assert np.all(N[k, L[k]:] == app.PAD_NOTE) and np.all(R[k, L[k]:] == app.PAD_CLASS)
+        assert np.all(N[k, L[k]:] == data.PAD_NOTE) and np.all(R[k, L[k]:] == data.PAD_CLASS)
     real = N[np.arange(32)[None] < L[:, None]]
     assert np.all(((real >= 50) & (real <= 97)) | (real == 99))
     for kind, codes in (("notes", N), ("rhythm", R)):
-        x = app.normalise(codes, kind)
+        x = data.normalise(codes, kind)
         assert x.min() >= 0 and x.max() <= 1
-        np.testing.assert_array_equal(app.denormalise(x, kind), codes)   # exact round trip
+        np.testing.assert_array_equal(data.denormalise(x, kind), codes)   # exact round trip
     first = songs[0]
-    notes, classes = app.song_codes(first)
+    notes, classes = data.song_codes(first)
     assert len(notes) == len(first.events)
-    assert [app.DURATIONS[c] for c in classes] == [e[1] for e in first.events]
+    assert [data.DURATIONS[c] for c in classes] == [e[1] for e in first.events]
 
 
 def test_out_of_range_pitches_are_refused():
     song = esac.Song(ref="t", events=[(30, 1.0, False), (60, 1.0, False)])
     with pytest.raises(ValueError, match="pitch 30 is outside the notes VAE's range 50-97"):
-        app.song_codes(song)
-    N, _, _, _, skipped = app.segments([song], 8)
+        data.song_codes(song)
+    N, _, _, _, skipped = data.segments([song], 8)
     assert skipped == 1 and len(N) == 0
     with pytest.raises(ValueError, match="pitch 40 is outside the notes VAE's vocabulary"):
-        app.check_note_codes([60, 40])
-    pitches, durs = app.to_melody([60, 99, 62, 99, 99], [3, 1, 7, 7, 7])
+        data.check_note_codes([60, 40])
+    pitches, durs = data.to_melody([60, 99, 62, 99, 99], [3, 1, 7, 7, 7])
     assert pitches == [60, None, 62] and durs == [1.0, 0.5, 4.0]
 
 
@@ -66,7 +67,7 @@ def test_out_of_range_pitches_are_refused():
 def _tiny_vae():
     nn.manual_seed(3)
     with nn.default_dtype(np.float64):
-        model = app.MelodyVAE(input_dim=6, hidden=5, latent=3)
+        model = vae_model.MelodyVAE(input_dim=6, hidden=5, latent=3)
     rng = np.random.default_rng(0)
     return model, rng.uniform(0.05, 0.95, (4, 6)), rng.standard_normal((4, 3))
 
@@ -82,16 +83,15 @@ def test_vae_backward_matches_numerical_gradients():
 
 def test_vae_loss_gradient_recon_plus_kl():
     model, x, eps = _tiny_vae()
-    loss_fn = app.VAELoss(beta=0.7)
+    loss_fn = vae_model.VAELoss(beta=0.7)
     model.zero_grad()
-    logits, mu, log_var = model(x, eps)
-    loss_fn(logits, mu, log_var, x)
+    loss_fn(model(x, eps), x)
     model.backward(loss_fn.backward())
 
     def total():
         with nn.no_grad():
-            lg, m, lv = model(x, eps)
-        return loss_fn(lg, m, lv, x)[0]
+            out = model(x, eps)
+        return loss_fn(out, x)[0]
 
     for name, p in model.named_parameters():
         num = numerical_grad(total, p.data)
@@ -103,8 +103,8 @@ def test_eval_mode_encodes_to_mu():
     model, x, _ = _tiny_vae()
     model.eval()
     with nn.no_grad():
-        logits, mu, _ = model(x.astype(np.float64))
-    np.testing.assert_allclose(nn.functions.sigmoid(logits), model.decode(mu))
+        out = model(x.astype(np.float64))
+    np.testing.assert_allclose(nn.functions.sigmoid(out.logits), model.decode(out.mu))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -112,14 +112,14 @@ def test_eval_mode_encodes_to_mu():
 # ----------------------------------------------------------------------------------------------
 @needs_data
 def test_a_few_steps_lower_the_loss(songs):
-    N, _, _, _, _ = app.segments(songs, 64)
-    x = app.normalise(N, "notes").astype(np.float32)
-    model = app.MelodyVAE(64, 128, 32)
+    N, _, _, _, _ = data.segments(songs, 64)
+    x = data.normalise(N, "notes").astype(np.float32)
+    model = vae_model.MelodyVAE(64, 128, 32)
     opt = nn.optim.Adam(model.parameters(), lr=1e-3)
-    loss_fn = app.VAELoss()
-    first = [app.train_step(model, loss_fn, opt, x)[0] for _ in range(3)]
+    loss_fn = vae_model.VAELoss()
+    first = [vae_train.train_step(model, loss_fn, opt, x)[0] for _ in range(3)]
     for _ in range(25):
-        last = app.train_step(model, loss_fn, opt, x)[0]
+        last = vae_train.train_step(model, loss_fn, opt, x)[0]
     assert last < min(first) - 1.0, (first, last)
 
 
@@ -163,7 +163,7 @@ def test_cli_train_resume_sample_interpolate(data_cache, tmp_path, capsys):
 
 def test_slides_preset_is_selectable():
     args = app.parse_args(["train", "--preset", "slides"])
-    cfg = app.PRESETS[args.preset]
+    cfg = vae_train.PRESETS[args.preset]
     assert cfg["notes"] == {"hidden": 500, "latent": 250, "lr": 1e-5, "weight_decay": 1e-6,
                             "epochs": 200, "batch": 32, "beta": 1.0, "lr_step": 0, "lr_gamma": 1.0}
     assert cfg["rhythm"]["latent"] == 300 and cfg["rhythm"]["lr"] == 1e-3

@@ -10,9 +10,9 @@ import struct
 import mido
 import numpy as np
 import pytest
+from conftest import SHARED_DATA
 
 from apps.music import midi
-from conftest import SHARED_DATA
 
 CRE = os.path.join(SHARED_DATA, "cre-irish-midi", "midi")
 LAKH = os.path.join(SHARED_DATA, "lakh-beatles-midi")
@@ -187,7 +187,8 @@ def test_jsb_chorale_polyphonic_round_trip(tmp_path):
     out = tmp_path / "chorale.mid"
     midi.write_midi(str(out), tracks, tempo=80)
     song = midi.read_midi(str(out))
-    assert {n.channel for n in song.notes} == {0, 1, 2, 3} and {n.program for n in song.notes} == {19}
+    assert {n.channel for n in song.notes} == {0, 1, 2, 3}
+    assert {n.program for n in song.notes} == {19}
     roll = midi.piano_roll(song.notes, steps_per_beat=4, length=len(chorale))
     want = np.zeros_like(roll)
     for v in range(4):

@@ -9,10 +9,14 @@ import os
 import mido
 import numpy as np
 import pytest
+from conftest import SHARED_DATA
 
 import nnscratch as nn
 from apps import next_note_mlp as app
-from conftest import SHARED_DATA
+from apps.next_note import data
+from apps.next_note.generate import generate
+from apps.next_note.model import build_model
+from apps.next_note.train import baselines
 
 CRE = os.path.join(SHARED_DATA, "cre-irish-midi")
 pytestmark = pytest.mark.skipif(not os.path.isdir(CRE), reason=f"shared data missing: {CRE}")
@@ -20,9 +24,9 @@ pytestmark = pytest.mark.skipif(not os.path.isdir(CRE), reason=f"shared data mis
 
 @pytest.fixture(scope="module")
 def cre_slice():
-    tunes = app.load_cre(limit=30)
-    tr, va = app.split_tunes(tunes, 0.2, seed=0)
-    return tunes, app.make_examples(tr, 4), app.make_examples(va, 4)
+    tunes = data.load_cre(limit=30)
+    tr, va = data.split_tunes(tunes, 0.2, seed=0)
+    return tunes, data.make_examples(tr, 4), data.make_examples(va, 4)
 
 
 def test_cre_tunes_are_transposed_to_c_and_have_bar_positions(cre_slice):
@@ -38,18 +42,19 @@ def test_cre_tunes_are_transposed_to_c_and_have_bar_positions(cre_slice):
 
 def test_features_are_one_hot_blocks(cre_slice):
     _, tr, _ = cre_slice
-    X = app.features(tr, np.arange(50), context=4)
-    assert X.shape == (50, app.n_features(4)) == (50, 4 * 100 + 44)
+    X = data.features(tr, np.arange(50), context=4)
+    assert X.shape == (50, data.n_features(4)) == (50, 4 * 100 + 44)
     assert np.all(X.sum(1) == 4 * 2 + 2)
     # the first note of a tune sees "no note" in every context slot
-    first = np.flatnonzero(np.all(tr.prev_p == app.NO_NOTE, axis=1))[0]
-    assert X[first, app.NO_NOTE] == 1 and X[first, 3 * 100 + app.NO_NOTE] == 1
+    first = np.flatnonzero(np.all(tr.prev_p == data.NO_NOTE, axis=1))[0]
+    assert X[first, data.NO_NOTE] == 1 and X[first, 3 * 100 + data.NO_NOTE] == 1
 
 
 def test_baselines_on_a_toy_corpus():
-    ex = app.Examples(prev_p=np.array([[5], [5], [5], [7]]), prev_d=np.zeros((4, 1), int),
-                      cur_d=np.zeros(4, int), cur_pos=np.zeros(4, int), target=np.array([7, 7, 9, 9]))
-    b = app.baselines(ex, ex)
+    ex = data.Examples(prev_p=np.array([[5], [5], [5], [7]]), prev_d=np.zeros((4, 1), int),
+                       cur_d=np.zeros(4, int), cur_pos=np.zeros(4, int),
+                       target=np.array([7, 7, 9, 9]))
+    b = baselines(ex, ex)
     assert b["bigram"]["top1"] == pytest.approx(0.75)     # 5 -> 7 (right 2 of 3), 7 -> 9
     assert b["most_frequent"]["top1"] == pytest.approx(0.5)
     assert b["most_frequent"]["top5"] == pytest.approx(1.0)
@@ -57,12 +62,12 @@ def test_baselines_on_a_toy_corpus():
 
 def test_a_few_steps_lower_the_loss(cre_slice):
     _, tr, _ = cre_slice
-    model = app.build_model(4, [64])
+    model = build_model(4, [64])
     assert isinstance(model[1], nn.Sigmoid)
     opt = nn.optim.Adam(model.parameters(), lr=3e-3)
     loss_fn = nn.SoftmaxCrossEntropyLoss()
     rows = np.arange(512)
-    X, t = app.features(tr, rows, 4), tr.target[rows]
+    X, t = data.features(tr, rows, 4), tr.target[rows]
     with nn.no_grad():
         before = loss_fn(model(X), t)
     for _ in range(30):
@@ -101,11 +106,12 @@ def test_cli_trains_resumes_generates(tmp_path, capsys):
     _check_midi(str(out / "generated.mid"), 48, 21, 108)
     # resume: one more epoch from the checkpoint
     rc = app.main(["train", "--limit", "40", "--epochs", "3", "--context", "4", "--hidden", "64",
-                   "--batch", "64", "--lr", "3e-3", "--gen-notes", "16", "--out", str(out), "--resume", str(out / "model.npz"),
-                   "--no-progress"])
+                   "--batch", "64", "--lr", "3e-3", "--gen-notes", "16", "--out", str(out),
+                   "--resume", str(out / "model.npz"), "--no-progress"])
     assert rc == 0
     assert "resumed from" in capsys.readouterr().out
-    assert [h["epoch"] for h in json.loads((out / "summary.json").read_text())["history"]] == [1, 2, 3]
+    history = json.loads((out / "summary.json").read_text())["history"]
+    assert [h["epoch"] for h in history] == [1, 2, 3]
     # generate from the checkpoint with a prime
     mid = tmp_path / "gen.mid"
     rc = app.main(["generate", "--checkpoint", str(out / "model.npz"), "--notes", "40",
@@ -117,14 +123,14 @@ def test_cli_trains_resumes_generates(tmp_path, capsys):
 
 
 def test_bad_prime_pitch_and_temperature(tmp_path, capsys):
-    model = app.build_model(2, [8])
+    model = build_model(2, [8])
     template = {"name": "t", "pitches": [60, 62], "durs": [1.0, 0.5], "pos": [0.0, 1.0],
                 "bar_len": 4.0, "tempo": 120.0, "meter": [4, 4]}
     with pytest.raises(ValueError, match="prime pitch 12 is outside the 88 piano keys"):
-        app.generate(model, 2, template, 8, prime=[60, 12])
+        generate(model, 2, template, 8, prime=[60, 12])
     with pytest.raises(ValueError, match="temperature"):
-        app.generate(model, 2, template, 8, temperature=0)
-    pitches, durs = app.generate(model, 2, template, 9)
+        generate(model, 2, template, 8, temperature=0)
+    pitches, durs = generate(model, 2, template, 9)
     assert len(pitches) == 9 and list(durs[:4]) == [1.0, 0.5, 1.0, 0.5]   # rhythm cycles
     assert app.main(["generate", "--checkpoint", str(tmp_path / "none.npz")]) == 2
     assert "checkpoint not found" in capsys.readouterr().err
@@ -132,8 +138,8 @@ def test_bad_prime_pitch_and_temperature(tmp_path, capsys):
 
 def test_essen_source_on_a_few_songs(tmp_path, monkeypatch):
     monkeypatch.setenv("NNSCRATCH_CACHE", str(tmp_path / "cache"))
-    tunes = app.load_essen("kinder", limit=8)
+    tunes = data.load_essen("kinder", limit=8)
     assert len(tunes) == 8
-    ex = app.make_examples(tunes, 4)
+    ex = data.make_examples(tunes, 4)
     assert len(ex) == sum(len(t.pitches) for t in tunes)
     assert all(not np.isnan(t.pos).any() for t in tunes)
