@@ -23,7 +23,13 @@ if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks._common import (  # noqa: E402
-    emit_json, machine, parser, print_table, setup_device, time_fn, torch_sync,
+    emit_json,
+    machine,
+    parser,
+    print_table,
+    setup_device,
+    time_fn,
+    torch_sync,
 )
 
 CONFIGS = [
@@ -66,11 +72,11 @@ def main(argv=None) -> int:
         dy_np = rng.standard_normal(out_shape).astype(np.float32)
         dy = nn.to_device(dy_np)
 
-        def fwd_ours():
+        def fwd_ours(layer=layer, x=x):  # bound now: the loop rebinds the names
             with nn.no_grad():
                 layer(x)
 
-        def fwd_bwd_ours():
+        def fwd_bwd_ours(layer=layer, x=x, dy=dy):
             layer(x)
             layer.backward(dy)
             layer.zero_grad()
@@ -82,11 +88,11 @@ def main(argv=None) -> int:
         xt = torch.from_numpy(x_np).to(tdev).requires_grad_(input_grad)
         dyt = torch.from_numpy(dy_np).to(tdev)
 
-        def fwd_torch():
+        def fwd_torch(conv=conv, xt=xt):
             with torch.no_grad():
                 conv(xt)
 
-        def fwd_bwd_torch():
+        def fwd_bwd_torch(conv=conv, xt=xt, dyt=dyt):
             conv.zero_grad(set_to_none=True)
             xt.grad = None
             conv(xt).backward(dyt)
@@ -108,12 +114,12 @@ def main(argv=None) -> int:
             r[key] = (min(ours), min(theirs))
         results[name] = r
         rows.append([name, f"{shape} -> {c_out}", f"{r['fwd'][0]:.2f}", f"{r['fwd'][1]:.2f}",
-                     f"{r['fwd'][0] / r['fwd'][1]:.2f}", f"{r['fwd_bwd'][0]:.2f}", f"{r['fwd_bwd'][1]:.2f}",
-                     f"{r['fwd_bwd'][0] / r['fwd_bwd'][1]:.2f}"])
+                     f"{r['fwd'][0] / r['fwd'][1]:.2f}", f"{r['fwd_bwd'][0]:.2f}",
+                     f"{r['fwd_bwd'][1]:.2f}", f"{r['fwd_bwd'][0] / r['fwd_bwd'][1]:.2f}"])
     info = machine()
-    print_table(f"Conv2D 3x3 pad 1, float32, device {args.device} ({info.get('gpu', 'CPU')}, torch threads "
-                f"{info['cpu_threads_torch']}, numba {info.get('numba', 'absent')}); ms, median of "
-                f"{repeats} (best of 3 interleaved rounds)",
+    print_table(f"Conv2D 3x3 pad 1, float32, device {args.device} ({info.get('gpu', 'CPU')}, torch "
+                f"threads {info['cpu_threads_torch']}, numba {info.get('numba', 'absent')}); ms, "
+                f"median of {repeats} (best of 3 interleaved rounds)",
                 rows, ["config", "shape", "ours fwd", "torch fwd", "ratio", "ours fwd+bwd",
                        "torch fwd+bwd", "ratio"])
     ours_ms, torch_ms = results[HEADLINE]["fwd_bwd"]
@@ -121,10 +127,11 @@ def main(argv=None) -> int:
                "config": f"{HEADLINE}: x (64,16,25,25) -> 32 ch, 3x3 pad 1, fp32, forward+backward",
                "nnscratch_ms": round(ours_ms, 3), "torch_ms": round(torch_ms, 3),
                "ratio": round(ours_ms / torch_ms, 3),
-               "forward": {k: {"nnscratch_ms": round(v["fwd"][0], 3), "torch_ms": round(v["fwd"][1], 3)}
-                           for k, v in results.items()},
+               "forward": {k: {"nnscratch_ms": round(v["fwd"][0], 3),
+                               "torch_ms": round(v["fwd"][1], 3)} for k, v in results.items()},
                "forward_backward": {k: {"nnscratch_ms": round(v["fwd_bwd"][0], 3),
-                                        "torch_ms": round(v["fwd_bwd"][1], 3)} for k, v in results.items()},
+                                        "torch_ms": round(v["fwd_bwd"][1], 3)}
+                                    for k, v in results.items()},
                "versions": {k: info[k] for k in ("numpy", "torch", "numba") if k in info}})
     return 0
 

@@ -5,7 +5,8 @@ Model (seed 004): Embedding(95, 256) -> LSTM(256, 512, 2 layers, dropout 0.3) ->
 Both engines get the same weights (torch's initialisation copied into ours, b_ih + b_hh summed)
 and the same token batches; float32.
 
-    python benchmarks/lstm.py [--quick] [--device cpu|gpu] [--repeats N] [--batch B] [--seq T] [--hidden H]
+    python benchmarks/lstm.py [--quick] [--device cpu|gpu] [--repeats N] [--batch B] [--seq T]
+                              [--hidden H]
 
 Figures:
 * training step: median ms of forward + backward + clipping + AdamW, the engines interleaved
@@ -42,7 +43,13 @@ if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks._common import (  # noqa: E402
-    emit_json, machine, parser, print_table, setup_device, time_fn, torch_sync,
+    emit_json,
+    machine,
+    parser,
+    print_table,
+    setup_device,
+    time_fn,
+    torch_sync,
 )
 
 VOCAB, EMBED, HIDDEN, LAYERS, DROPOUT = 95, 256, 512, 2, 0.3
@@ -88,7 +95,8 @@ class Ours:
         self.loss_fn = nn.SoftmaxCrossEntropyLoss()
 
         def put(param, tensor):
-            param.data = nn.to_device(np.array(tensor.detach().cpu().numpy(), dtype=np.float32, copy=True))
+            param.data = nn.to_device(np.array(tensor.detach().cpu().numpy(), dtype=np.float32,
+                                               copy=True))
 
         put(self.emb.weight, ref["emb"].weight)
         for k in range(LAYERS):
@@ -191,7 +199,8 @@ def sample_torch(ref, n_tokens, tdev):
 def step_only_torch(ref, n_tokens, tdev):
     import torch
 
-    x = torch.from_numpy(np.random.default_rng(0).normal(size=(1, 1, EMBED)).astype(np.float32)).to(tdev)
+    x = torch.from_numpy(np.random.default_rng(0).normal(size=(1, 1, EMBED)).astype(np.float32))
+    x = x.to(tdev)
     state = None
     with torch.no_grad():
         for _ in range(n_tokens):
@@ -335,7 +344,8 @@ def time_training(batch, seq, args, tdev, repeats, rounds, unfolded=True):
     for r in range(rounds):  # interleaved rounds: drifts of a shared machine hit every engine
         w = 1 if r == 0 else 0
         r_ours.append(time_fn(lambda: ours.train_step(x, t), repeats, warmup=w, sync=sync))
-        r_torch.append(time_fn(lambda: torch_train_step(ref, opt, xt, tt), repeats, warmup=w, sync=sync))
+        r_torch.append(time_fn(lambda: torch_train_step(ref, opt, xt, tt), repeats, warmup=w,
+                               sync=sync))
         if plain is not None:
             r_plain.append(time_fn(lambda: plain.train_step(x, t), repeats, warmup=w, sync=sync))
     res = {
@@ -365,7 +375,8 @@ def time_sampling(ours, ref, tdev, n_tokens, args):
 
         sync = lambda: (synchronize(), torch_sync(tdev))  # noqa: E731
     out = {}
-    cases = (("generation", lambda: sample_ours(ours, n_tokens, xp), lambda: sample_torch(ref, n_tokens, tdev)),
+    cases = (("generation", lambda: sample_ours(ours, n_tokens, xp),
+              lambda: sample_torch(ref, n_tokens, tdev)),
              ("lstm_step", lambda: step_only_ours(ours, n_tokens, xp),
               lambda: step_only_torch(ref, n_tokens, tdev)))
     for name, fo, ft in cases:
@@ -384,10 +395,12 @@ def main(argv=None) -> int:
                    help="sequence length (CPU 128, 64 with --quick; GPU 256)")
     p.add_argument("--hidden", type=int, default=HIDDEN,
                    help=f"LSTM hidden size (default {HIDDEN}; the GPU pass also runs 1024)")
-    p.add_argument("--memory-probe", choices=["nnscratch", "torch"], default=None, help=argparse_hidden())
+    p.add_argument("--memory-probe", choices=["nnscratch", "torch"], default=None,
+                   help=argparse_hidden())
     args = p.parse_args(argv)
     if args.memory_probe:
-        print(json.dumps(memory_probe(args.memory_probe, args.batch or 64, args.seq or 128, args.hidden)))
+        probe = memory_probe(args.memory_probe, args.batch or 64, args.seq or 128, args.hidden)
+        print(json.dumps(probe))
         return 0
     t_start = time.perf_counter()
     tdev = setup_device(args.device)
@@ -407,12 +420,14 @@ def main(argv=None) -> int:
     runs = []
     ours = ref = None
     for batch in batches:
-        res, ours, ref = time_training(batch, seq, args, tdev, repeats, rounds, unfolded=not args.quick)
+        res, ours, ref = time_training(batch, seq, args, tdev, repeats, rounds,
+                                       unfolded=not args.quick)
         runs.append(res)
     sampling = time_sampling(ours, ref, tdev, n_tokens, args)
     memory = None
     if not gpu:
-        memory = {e: run_memory_probe(e, batches[0], seq, args.hidden) for e in ("nnscratch", "torch")}
+        memory = {e: run_memory_probe(e, batches[0], seq, args.hidden)
+                  for e in ("nnscratch", "torch")}
     info = machine()
     load = os.getloadavg()[0]
 
@@ -421,8 +436,9 @@ def main(argv=None) -> int:
         rows.append([f"train step b{r['batch']} x s{r['seq']} (ms)", f"{r['nnscratch_ms']:.1f}",
                      f"{r['torch_ms']:.1f}", f"{r['ratio']:.3f}"])
         if not args.quick:
-            rows.append(["  same, Embedding then LSTM, unfolded (ms)", f"{r['nnscratch_unfolded_ms']:.1f}",
-                         f"{r['torch_ms']:.1f}", f"{r['ratio_unfolded']:.3f}"])
+            rows.append(["  same, Embedding then LSTM, unfolded (ms)",
+                         f"{r['nnscratch_unfolded_ms']:.1f}", f"{r['torch_ms']:.1f}",
+                         f"{r['ratio_unfolded']:.3f}"])
     for name, s in sampling.items():
         rows.append([f"sampling: {name} (tokens/s)", f"{s['nnscratch_tok_s']:.0f}",
                      f"{s['torch_tok_s']:.0f}", f"{1 / s['speedup']:.3f}"])
@@ -436,13 +452,14 @@ def main(argv=None) -> int:
             rows.append([f"train step b{r['batch']} memory (MiB)", f"{a:.0f}", f"{b:.0f}",
                          f"{a / max(b, 1e-9):.3f}"])
     where = info.get("gpu", f"CPU x{info['cpus']}, torch threads {info['cpu_threads_torch']}")
-    print_table(f"LSTM char model (vocab {VOCAB}, embed {EMBED}, {LAYERS} x LSTM {args.hidden}, dropout "
-                f"{DROPOUT}), float32, device {args.device} ({where}), load average {load:.2f}",
+    print_table(f"LSTM char model (vocab {VOCAB}, embed {EMBED}, {LAYERS} x LSTM {args.hidden}, "
+                f"dropout {DROPOUT}), float32, device {args.device} ({where}), "
+                f"load average {load:.2f}",
                 rows, ["figure", "nnscratch", "torch", "ratio (time, memory: lower is better)"])
     for r in runs:
-        print(f"nnscratch phases b{r['batch']} (median ms): {r['phases_ms']}; spread of single steps "
-              f"nnscratch {r['nnscratch_spread_ms']}, torch {r['torch_spread_ms']}; first losses "
-              f"{r['first_loss']}")
+        print(f"nnscratch phases b{r['batch']} (median ms): {r['phases_ms']}; spread of single "
+              f"steps nnscratch {r['nnscratch_spread_ms']}, torch {r['torch_spread_ms']}; first "
+              f"losses {r['first_loss']}")
     if memory and "tracemalloc_peak_mb" in memory["nnscratch"]:
         print(f"nnscratch tracemalloc peak of NumPy allocations in a steady-state step: "
               f"{memory['nnscratch']['tracemalloc_peak_mb']:.0f} MiB")
@@ -450,12 +467,15 @@ def main(argv=None) -> int:
     main_run = runs[0]
     record = {
         "bench": "lstm_train_step", "device": args.device,
-        "config": f"vocab {VOCAB} embed {EMBED} 2x lstm {args.hidden} dropout {DROPOUT} seq {seq} adamw clip fp32",
-        "nnscratch_ms": round(main_run["nnscratch_ms"], 2), "torch_ms": round(main_run["torch_ms"], 2),
+        "config": f"vocab {VOCAB} embed {EMBED} 2x lstm {args.hidden} dropout {DROPOUT} seq {seq} "
+                  "adamw clip fp32",
+        "nnscratch_ms": round(main_run["nnscratch_ms"], 2),
+        "torch_ms": round(main_run["torch_ms"], 2),
         "ratio": round(main_run["ratio"], 4), "goal_ratio": 1.25 if gpu else 1.0,
         "nnscratch_unfolded_ms": _round(main_run["nnscratch_unfolded_ms"], 2),
         "ratio_unfolded": _round(main_run["ratio_unfolded"], 4),
-        "runs": [{k: (round(v, 3) if isinstance(v, float) else v) for k, v in r.items()} for r in runs],
+        "runs": [{k: (round(v, 3) if isinstance(v, float) else v) for k, v in r.items()}
+                 for r in runs],
         "sampling": {k: {kk: round(vv, 3) for kk, vv in v.items()} for k, v in sampling.items()},
         "memory_mb": memory if memory else {f"b{r['batch']}": r.get("memory") for r in runs},
         "load_average": round(load, 2), "quick": bool(args.quick),

@@ -17,7 +17,13 @@ if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks._common import (  # noqa: E402
-    emit_json, machine, parser, print_table, setup_device, time_fn, torch_sync,
+    emit_json,
+    machine,
+    parser,
+    print_table,
+    setup_device,
+    time_fn,
+    torch_sync,
 )
 
 
@@ -106,13 +112,17 @@ def main(argv=None) -> int:
     torch_ms = min(r["median_ms"] for r in r_torch)
     ratio = ours_ms / torch_ms
     info = machine()
-    print_table(f"MLP training step 784-512-512-10, batch {args.batch}, Adam, float32, "
-                f"device {args.device} ({info.get('gpu', 'CPU')}, torch threads {info['cpu_threads_torch']})",
-                [["nnscratch", f"{ours_ms:.3f}"], ["torch", f"{torch_ms:.3f}"], ["ratio", f"{ratio:.3f}"]],
+    print_table(f"MLP training step 784-512-512-10, batch {args.batch}, Adam, float32, device "
+                f"{args.device} ({info.get('gpu', 'CPU')}, torch threads "
+                f"{info['cpu_threads_torch']})",
+                [["nnscratch", f"{ours_ms:.3f}"], ["torch", f"{torch_ms:.3f}"],
+                 ["ratio", f"{ratio:.3f}"]],
                 ["engine", "ms / step (median)"])
-    emit_json({"bench": "mlp_train_step", "device": args.device, "config": f"784-512-512-10 relu batch {args.batch} adam fp32",
-               "nnscratch_ms": round(ours_ms, 4), "torch_ms": round(torch_ms, 4), "ratio": round(ratio, 4),
-               "goal_ratio": 1.1, "versions": {k: info[k] for k in ("numpy", "torch") if k in info}})
+    emit_json({"bench": "mlp_train_step", "device": args.device,
+               "config": f"784-512-512-10 relu batch {args.batch} adam fp32",
+               "nnscratch_ms": round(ours_ms, 4), "torch_ms": round(torch_ms, 4),
+               "ratio": round(ratio, 4), "goal_ratio": 1.1,
+               "versions": {k: info[k] for k in ("numpy", "torch") if k in info}})
     return 0
 
 

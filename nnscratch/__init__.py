@@ -13,7 +13,14 @@ code beside its derivation in docs/derivations/.
 """
 from . import backend, functions, init, optim, testing
 from .backend import (
-    default_dtype, get_array_module, get_device, get_rng, manual_seed, set_device, to_cpu, to_device,
+    default_dtype,
+    get_array_module,
+    get_device,
+    get_rng,
+    manual_seed,
+    set_device,
+    to_cpu,
+    to_device,
 )
 from .functions.loss import NonFiniteError
 from .layers import *  # noqa: F401,F403 - the layer classes are the public API

@@ -137,7 +137,8 @@ def device_of(x: Any) -> str:
 
 
 def to_device(x: Any, device: str | None = None):
-    """Copy an array to a device ('cpu', 'gpu'; None: the current device); no copy if already there."""
+    """Copy an array to a device ('cpu', 'gpu'; None: the current device); no copy if already
+    there."""
     device = get_device() if device is None else _resolve(device)
     if device == "gpu":
         return cupy_module().asarray(x)
@@ -274,7 +275,8 @@ def get_rng(device: str | None = None) -> Random:
 # Fused kernels: switches and the CuPy kernel cache
 # ----------------------------------------------------------------------------------------------
 def fused_enabled() -> bool:
-    """Whether fused fast paths (numba / CuPy kernels) may be used; NNSCRATCH_FUSED=0 turns them off."""
+    """Whether fused fast paths (numba / CuPy kernels) may be used; NNSCRATCH_FUSED=0 turns them
+    off."""
     return os.environ.get("NNSCRATCH_FUSED", "1") not in ("0", "false", "no")
 
 
@@ -298,32 +300,14 @@ def numba_available() -> bool:
 _kernel_cache: dict[tuple, Any] = {}
 
 
-def elementwise_kernel(in_params: str, out_params: str, operation: str, name: str, preamble: str = ""):
+def elementwise_kernel(in_params: str, out_params: str, operation: str, name: str,
+                       preamble: str = ""):
     """A cached ``cupy.ElementwiseKernel`` (compiled once per process, on first launch)."""
     key = ("ew", name, in_params, out_params, operation, preamble)
     if key not in _kernel_cache:
         cp = cupy_module()
-        _kernel_cache[key] = cp.ElementwiseKernel(in_params, out_params, operation, name, preamble=preamble)
-    return _kernel_cache[key]
-
-
-def raw_kernel(code: str, name: str, options: tuple = ()):
-    """A cached ``cupy.RawKernel``."""
-    key = ("raw", name, code, options)
-    if key not in _kernel_cache:
-        cp = cupy_module()
-        _kernel_cache[key] = cp.RawKernel(code, name, options=options)
-    return _kernel_cache[key]
-
-
-def reduction_kernel(in_params: str, out_params: str, map_expr: str, reduce_expr: str,
-                     post_map_expr: str, identity: str, name: str):
-    """A cached ``cupy.ReductionKernel``."""
-    key = ("red", name, in_params, out_params, map_expr, reduce_expr, post_map_expr, identity)
-    if key not in _kernel_cache:
-        cp = cupy_module()
-        _kernel_cache[key] = cp.ReductionKernel(in_params, out_params, map_expr, reduce_expr,
-                                                post_map_expr, identity, name)
+        _kernel_cache[key] = cp.ElementwiseKernel(in_params, out_params, operation, name,
+                                                  preamble=preamble)
     return _kernel_cache[key]
 
 

@@ -31,7 +31,8 @@ class Optimizer:
             raise ValueError(f"{type(self).__name__}: got an empty parameter list")
         for p in self.params:
             if not isinstance(p, Parameter):
-                raise TypeError(f"{type(self).__name__}: expected Parameters, got {type(p).__name__}")
+                raise TypeError(f"{type(self).__name__}: expected Parameters, got "
+                                f"{type(p).__name__}")
         if lr <= 0:
             raise ValueError(f"{type(self).__name__}: learning rate must be positive, got {lr}")
         self.lr = float(lr)
@@ -61,13 +62,15 @@ class Optimizer:
 
     def state_dict(self) -> dict:
         """{'type', 'hyper', 'step', 'arrays': {'<name>.<param index>': np.ndarray}}."""
-        arrays = {f"{k}.{i}": to_cpu(a).copy() for i, st in self.state.items() for k, a in st.items()}
+        arrays = {f"{k}.{i}": to_cpu(a).copy()
+                  for i, st in self.state.items() for k, a in st.items()}
         return {"type": type(self).__name__, "hyper": self.hyperparameters(),
                 "step": self.step_count, "arrays": arrays}
 
     def load_state_dict(self, state: dict) -> None:
         if state.get("type") != type(self).__name__:
-            raise ValueError(f"optimizer state is for {state.get('type')}, not {type(self).__name__}")
+            raise ValueError(f"optimizer state is for {state.get('type')}, not "
+                             f"{type(self).__name__}")
         for k, v in state["hyper"].items():
             setattr(self, k, tuple(v) if isinstance(v, list) else v)
         self.step_count = int(state["step"])
@@ -76,7 +79,8 @@ class Optimizer:
             name, idx = key.rsplit(".", 1)
             i = int(idx)
             if i >= len(self.params):
-                raise ValueError(f"optimizer state names parameter {i}, but only {len(self.params)} are given")
+                raise ValueError(f"optimizer state names parameter {i}, but only "
+                                 f"{len(self.params)} are given")
             p = self.params[i]
             if tuple(arr.shape) != tuple(p.shape):
                 raise ValueError(
@@ -129,7 +133,8 @@ class Momentum(SGD):
 
     def __init__(self, params, lr: float = 0.01, momentum: float = 0.9, nesterov: bool = False,
                  weight_decay: float = 0.0):
-        super().__init__(params, lr=lr, momentum=momentum, nesterov=nesterov, weight_decay=weight_decay)
+        super().__init__(params, lr=lr, momentum=momentum, nesterov=nesterov,
+                         weight_decay=weight_decay)
 
 
 class RMSprop(Optimizer):
@@ -148,7 +153,8 @@ class RMSprop(Optimizer):
         self.alpha, self.eps, self.weight_decay = alpha, eps, weight_decay
 
     def hyperparameters(self) -> dict:
-        return {"lr": self.lr, "alpha": self.alpha, "eps": self.eps, "weight_decay": self.weight_decay}
+        return {"lr": self.lr, "alpha": self.alpha, "eps": self.eps,
+                "weight_decay": self.weight_decay}
 
     def update(self, p, g, state):
         xp = get_array_module(p.data)
@@ -339,9 +345,11 @@ class ReduceLROnPlateau(_Schedule):
 
     def _is_better(self, a: float) -> bool:
         if self.mode == "min":
-            bound = self.best * (1 - self.threshold) if self.threshold_mode == "rel" else self.best - self.threshold
+            rel = self.threshold_mode == "rel"
+            bound = self.best * (1 - self.threshold) if rel else self.best - self.threshold
             return a < bound
-        bound = self.best * (1 + self.threshold) if self.threshold_mode == "rel" else self.best + self.threshold
+        rel = self.threshold_mode == "rel"
+        bound = self.best * (1 + self.threshold) if rel else self.best + self.threshold
         return a > bound
 
     def step(self, metric: float) -> float:

@@ -52,7 +52,8 @@ def _json_default(o):
 
 
 def atomic_write_bytes(path: str, write) -> None:
-    """Call ``write(fileobj)`` on a temp file beside ``path``, fsync it, then rename it over path."""
+    """Call ``write(fileobj)`` on a temp file beside ``path``, fsync it, then rename it over
+    path."""
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.basename(path))
@@ -105,7 +106,8 @@ def load_checkpoint(path: str, model=None, optimizer=None, strict: bool = True) 
             f"{type(exc).__name__}: {exc}"
         ) from exc
     if "__meta__" not in data:
-        raise CheckpointError(f"{path}: no __meta__ entry: this .npz is not an nnscratch checkpoint")
+        raise CheckpointError(f"{path}: no __meta__ entry: this .npz is not an "
+                              "nnscratch checkpoint")
     try:
         meta = json.loads(str(data.pop("__meta__")))
     except json.JSONDecodeError as exc:

@@ -80,8 +80,8 @@ def _compare(name, analytic, numeric, floor, tol):
     result = CheckResult(name, err, idx, a, n)
     if not err <= tol:  # also catches NaN
         raise GradientCheckError(
-            f"gradient check failed for {name}: worst relative error {err:.3e} > {tol:.1e} at index "
-            f"{idx}: analytic {a.reshape(-1)[worst]!r}, numeric {n.reshape(-1)[worst]!r}\n"
+            f"gradient check failed for {name}: worst relative error {err:.3e} > {tol:.1e} at "
+            f"index {idx}: analytic {a.reshape(-1)[worst]!r}, numeric {n.reshape(-1)[worst]!r}\n"
             f"analytic:\n{a}\nnumeric:\n{n}"
         )
     return result
@@ -92,7 +92,8 @@ def _check_array(name, loss, x, analytic, eps, floor, tol, max_elements, n_direc
     if analytic is None:
         raise GradientCheckError(f"{name}: backward returned None for a differentiable input")
     if not x.flags.c_contiguous:
-        raise ValueError(f"{name}: gradient checks perturb inputs in place; pass a contiguous array")
+        raise ValueError(f"{name}: gradient checks perturb inputs in place; pass a "
+                         "contiguous array")
     if tuple(analytic.shape) != tuple(x.shape):
         raise GradientCheckError(
             f"{name}: gradient has shape {tuple(analytic.shape)}, input has {tuple(x.shape)}"
@@ -192,7 +193,8 @@ def check_layer(layer, inputs, forward_kwargs=None, check_inputs=None, eps: floa
     else:
         dys = _flatten(dys)
     if output_index is not None:
-        dys = [d if k == output_index else (None if d is None else d * 0) for k, d in enumerate(dys)]
+        dys = [d if k == output_index else (None if d is None else d * 0)
+               for k, d in enumerate(dys)]
 
     def loss():
         return sum(float((a * d).sum()) for a, d in zip(_flatten(run()), dys)
@@ -207,8 +209,8 @@ def check_layer(layer, inputs, forward_kwargs=None, check_inputs=None, eps: floa
 
     results = []
     for i in check_inputs:
-        results.append(_check_array(f"{layer.label} input {i}", loss, in_leaves[i], dxs[i], eps, floor,
-                                    tol, max_elements, n_directions, rng))
+        results.append(_check_array(f"{layer.label} input {i}", loss, in_leaves[i], dxs[i], eps,
+                                    floor, tol, max_elements, n_directions, rng))
     for n, p in params:
         if p.data.dtype != np.float64:
             raise TypeError(f"check_layer needs float64 parameters; {n} is {p.data.dtype}")

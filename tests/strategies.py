@@ -10,12 +10,14 @@ FLOATS = st.floats(-2.0, 2.0, allow_nan=False, allow_infinity=False, width=64)
 
 
 def shapes(min_dims=1, max_dims=4, min_side=1, max_side=6):
-    return hnp.array_shapes(min_dims=min_dims, max_dims=max_dims, min_side=min_side, max_side=max_side)
+    return hnp.array_shapes(min_dims=min_dims, max_dims=max_dims, min_side=min_side,
+                            max_side=max_side)
 
 
 def arrays(shape=None, elements=FLOATS, **shape_kw):
     """float64 arrays of a given shape or a drawn one."""
-    return hnp.arrays(np.float64, shape if shape is not None else shapes(**shape_kw), elements=elements)
+    return hnp.arrays(np.float64, shape if shape is not None else shapes(**shape_kw),
+                      elements=elements)
 
 
 def away_from_zero(a, margin=0.05):

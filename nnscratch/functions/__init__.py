@@ -1,6 +1,15 @@
 """Pure differentiable ops on raw arrays: ``forward(ctx, *xs)`` / ``backward(ctx, *dys)``."""
 from .activation import (
-    Identity, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh, log_softmax, sigmoid, softmax, softplus,
+    Identity,
+    LeakyReLU,
+    ReLU,
+    Sigmoid,
+    Softmax,
+    Tanh,
+    log_softmax,
+    sigmoid,
+    softmax,
+    softplus,
 )
 from .base import Context, Function
 from .conv import Conv1D, Conv2D, Conv2DTranspose
@@ -8,7 +17,12 @@ from .dropout import Dropout, dropout_mask, dropout_mask_like
 from .embedding import Embedding, check_ids
 from .linear import Linear
 from .loss import (
-    MSE, BCEWithLogits, KLStandardNormal, LeastSquares, NonFiniteError, SoftmaxCrossEntropy,
+    MSE,
+    BCEWithLogits,
+    KLStandardNormal,
+    LeastSquares,
+    NonFiniteError,
+    SoftmaxCrossEntropy,
     check_finite,
 )
 from .lstm import LSTMCell, LSTMLayer, lstm_step_inference

@@ -1,4 +1,5 @@
-"""The unit of differentiation: a Function is a pair ``forward(ctx, *xs)`` / ``backward(ctx, *dys)``.
+"""The unit of differentiation: a Function is a pair ``forward(ctx, *xs)`` /
+``backward(ctx, *dys)``.
 
 There is no autograd tape. ``forward`` computes its output from raw arrays and saves in ``ctx``
 what ``backward`` needs (never recomputing in backward what forward already had); ``backward``
@@ -31,7 +32,8 @@ class Context:
         self._consumed = False
 
     def needs(self, i: int) -> bool:
-        """Whether input ``i`` wants a gradient (True unless ``needs_input_grad`` says otherwise)."""
+        """Whether input ``i`` wants a gradient (True unless ``needs_input_grad`` says
+        otherwise)."""
         return self.needs_input_grad is None or bool(self.needs_input_grad[i])
 
     def save(self, **saved) -> None:

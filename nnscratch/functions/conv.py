@@ -54,7 +54,8 @@ def _pair(v, name: str) -> tuple[int, int]:
         raise ValueError(f"{name} must be an int or a pair of ints, got {v!r}") from None
 
 
-def conv_pads(padding, kernel: tuple[int, int], stride: tuple[int, int]) -> tuple[int, int, int, int]:
+def conv_pads(padding, kernel: tuple[int, int],
+              stride: tuple[int, int]) -> tuple[int, int, int, int]:
     """(top, bottom, left, right) zero padding from 'valid', 'same', an int, a pair (ph, pw) or
     an explicit 4-tuple (top, bottom, left, right)."""
     kh, kw = kernel
@@ -67,7 +68,7 @@ def conv_pads(padding, kernel: tuple[int, int], stride: tuple[int, int]) -> tupl
             # PyTorch's rule: total k - 1, the smaller half first (top/left).
             return (kh - 1) // 2, kh - 1 - (kh - 1) // 2, (kw - 1) // 2, kw - 1 - (kw - 1) // 2
         raise ValueError(f"padding must be 'valid', 'same', an int or a pair, got {padding!r}")
-    if isinstance(padding, (tuple, list)) and len(padding) == 4:  # explicit (top, bottom, left, right)
+    if isinstance(padding, (tuple, list)) and len(padding) == 4:  # (top, bottom, left, right)
         pads = tuple(int(p) for p in padding)
         if min(pads) < 0:
             raise ValueError(f"padding must be >= 0, got {padding!r}")
@@ -87,7 +88,8 @@ def _check_geometry(op, x_shape, kernel, stride, pads):
     kh, kw = kernel
     sh, sw = stride
     if kh < 1 or kw < 1 or sh < 1 or sw < 1:
-        raise ValueError(f"{op}: kernel and stride must be >= 1, got kernel {kernel}, stride {stride}")
+        raise ValueError(f"{op}: kernel and stride must be >= 1, got kernel {kernel}, stride "
+                         f"{stride}")
     H, W = x_shape[-2:]
     Hp, Wp = H + pads[0] + pads[1], W + pads[2] + pads[3]
     if Hp < kh or Wp < kw:
@@ -95,7 +97,8 @@ def _check_geometry(op, x_shape, kernel, stride, pads):
             f"{op}: input of spatial size {(H, W)} (padded {(Hp, Wp)}) is smaller than the kernel "
             f"{(kh, kw)}"
         )
-    return conv_output_size(H, kh, sh, pads[0], pads[1]), conv_output_size(W, kw, sw, pads[2], pads[3])
+    return (conv_output_size(H, kh, sh, pads[0], pads[1]),
+            conv_output_size(W, kw, sw, pads[2], pads[3]))
 
 
 def pad2d(x, pads, value=0.0):
@@ -126,7 +129,8 @@ def im2col(x, kernel, stride, pads, out_hw):
     s_n, s_c, s_h, s_w = xpad.strides
     view = xp.lib.stride_tricks.as_strided(
         xpad, shape=(C, kh, kw, N, OH, OW),
-        strides=(s_c, s_h, s_w, s_n, s_h * sh, s_w * sw))  # view[c,i,j,n,oh,ow] = xpad[n,c,oh*sh+i,ow*sw+j]
+        # view[c, i, j, n, oh, ow] = xpad[n, c, oh*sh + i, ow*sw + j]
+        strides=(s_c, s_h, s_w, s_n, s_h * sh, s_w * sw))
     return view.reshape(C * kh * kw, N * OH * OW)  # (1)
 
 
@@ -170,8 +174,8 @@ def _check_weight(op, x, W, b, channel_axis_of_W):
         raise ValueError(f"{op}: expected a 4-D weight, got shape {tuple(W.shape)}")
     if x.shape[1] != W.shape[channel_axis_of_W]:
         raise ValueError(
-            f"{op}: input has {x.shape[1]} channels but the weight of shape {tuple(W.shape)} expects "
-            f"{W.shape[channel_axis_of_W]}"
+            f"{op}: input has {x.shape[1]} channels but the weight of shape {tuple(W.shape)} "
+            f"expects {W.shape[channel_axis_of_W]}"
         )
     n_out = W.shape[1 - channel_axis_of_W]
     if b is not None and tuple(b.shape) != (n_out,):
@@ -293,8 +297,8 @@ class Conv2DTranspose(Function):
             raise ValueError(f"Conv2DTranspose: stride must be >= 1 and padding >= 0, got stride "
                              f"{(sh, sw)}, padding {(ph, pw)}")
         if not (0 <= oph < sh and 0 <= opw < sw):
-            raise ValueError(f"Conv2DTranspose: output_padding {(oph, opw)} must be smaller than the "
-                             f"stride {(sh, sw)} (and >= 0)")
+            raise ValueError(f"Conv2DTranspose: output_padding {(oph, opw)} must be smaller than "
+                             f"the stride {(sh, sw)} (and >= 0)")
         N, _, H, Wd = x.shape
         H_out = conv_transpose_output_size(H, kh, sh, ph, oph)
         W_out = conv_transpose_output_size(Wd, kw, sw, pw, opw)

@@ -182,7 +182,8 @@ class SoftmaxCrossEntropy(Function):
                              f"values from {int(t_safe.min())} to {int(t_safe.max())}")
         rows = xp.arange(t2.size)
         logp = log_softmax(x2, axis=-1)
-        w = valid.astype(x.dtype) if weight is None else xp.where(valid, weight[t_safe], 0).astype(x.dtype)
+        w = (valid.astype(x.dtype) if weight is None
+             else xp.where(valid, weight[t_safe], 0).astype(x.dtype))
         per = -w * logp[rows, t_safe]  # (7)
         denom = w.sum() if reduction == "mean" else 1.0
         ctx.save(logp=logp, t=t_safe, w=w, denom=denom, shape=x.shape, reduction=reduction)

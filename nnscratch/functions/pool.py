@@ -32,14 +32,17 @@ def pool_geometry(op, x_shape, kernel_size, stride, padding):
     sh, sw = (kh, kw) if stride is None else _pair(stride, "stride")
     ph, pw = _pair(padding, "padding")
     if min(kh, kw, sh, sw) < 1:
-        raise ValueError(f"{op}: kernel_size and stride must be >= 1, got {(kh, kw)} and {(sh, sw)}")
+        raise ValueError(f"{op}: kernel_size and stride must be >= 1, got {(kh, kw)} and "
+                         f"{(sh, sw)}")
     if not (0 <= ph <= kh // 2 and 0 <= pw <= kw // 2):
-        raise ValueError(f"{op}: padding {(ph, pw)} must be between 0 and half the kernel {(kh, kw)}")
+        raise ValueError(f"{op}: padding {(ph, pw)} must be between 0 and half the kernel "
+                         f"{(kh, kw)}")
     if len(x_shape) != 4:
         raise ValueError(f"{op}: expected x of shape (N, C, H, W), got {tuple(x_shape)}")
     H, W = x_shape[2:]
     if H + 2 * ph < kh or W + 2 * pw < kw:
-        raise ValueError(f"{op}: input of spatial size {(H, W)} is smaller than the window {(kh, kw)}")
+        raise ValueError(f"{op}: input of spatial size {(H, W)} is smaller than the window "
+                         f"{(kh, kw)}")
     OH, OW = conv_output_size(H, kh, sh, ph, ph), conv_output_size(W, kw, sw, pw, pw)
     return (kh, kw), (sh, sw), (ph, pw), (OH, OW)
 
@@ -131,7 +134,8 @@ class MaxPool2D(Function):
         for i in range(kh):
             for j in range(kw):
                 # (3): overlapping windows (stride < kernel) add into the same input element
-                dxpad[_window_slice(i, j, ctx.stride, ctx.out_hw)] += xp.where(ctx.arg == i * kw + j, dy, zero)
+                window = _window_slice(i, j, ctx.stride, ctx.out_hw)
+                dxpad[window] += xp.where(ctx.arg == i * kw + j, dy, zero)
         return (dxpad[:, :, pt:pt + H, pl:pl + W],)
 
 
@@ -194,7 +198,8 @@ class MaxPool1D(Function):
             raise ValueError(f"MaxPool1D: expected x of shape (N, C, L), got {tuple(x.shape)}")
         k = _one_d(kernel_size, "kernel_size")
         s = k if stride is None else _one_d(stride, "stride")
-        y = MaxPool2D.forward(ctx, x[:, :, None, :], (1, k), (1, s), (0, _one_d(padding, "padding")))
+        p = _one_d(padding, "padding")
+        y = MaxPool2D.forward(ctx, x[:, :, None, :], (1, k), (1, s), (0, p))
         return y[:, :, 0, :]
 
     @staticmethod
@@ -212,7 +217,8 @@ class AvgPool1D(Function):
             raise ValueError(f"AvgPool1D: expected x of shape (N, C, L), got {tuple(x.shape)}")
         k = _one_d(kernel_size, "kernel_size")
         s = k if stride is None else _one_d(stride, "stride")
-        y = AvgPool2D.forward(ctx, x[:, :, None, :], (1, k), (1, s), (0, _one_d(padding, "padding")))
+        p = _one_d(padding, "padding")
+        y = AvgPool2D.forward(ctx, x[:, :, None, :], (1, k), (1, s), (0, p))
         return y[:, :, 0, :]
 
     @staticmethod

@@ -7,8 +7,6 @@ Derivation: docs/derivations/upsampling.md (equation numbers cited as ``# (n)``)
 """
 from __future__ import annotations
 
-import numpy as np
-
 from ..backend import get_array_module
 from .base import Function
 from .conv import _pair
@@ -27,11 +25,13 @@ class UpSampling2D(Function):
         if sh < 1 or sw < 1:
             raise ValueError(f"UpSampling2D: scale must be >= 1, got {(sh, sw)}")
         if x.ndim != 4:
-            raise ValueError(f"UpSampling2D: expected x of shape (N, C, H, W), got {tuple(x.shape)}")
+            raise ValueError("UpSampling2D: expected x of shape (N, C, H, W), got "
+                             f"{tuple(x.shape)}")
         xp = get_array_module(x)
         N, C, H, W = x.shape
         # (1): view x as (N, C, H, 1, W, 1), broadcast the block axes, then lay the blocks out.
-        y = xp.broadcast_to(x[:, :, :, None, :, None], (N, C, H, sh, W, sw)).reshape(N, C, H * sh, W * sw)
+        y = xp.broadcast_to(x[:, :, :, None, :, None], (N, C, H, sh, W, sw))
+        y = y.reshape(N, C, H * sh, W * sw)
         ctx.save(scale=(sh, sw), x_shape=x.shape)
         return y
 

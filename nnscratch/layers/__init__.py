@@ -1,17 +1,27 @@
-"""Layers: objects that own Parameters and call the functions in ``nnscratch.functions``."""
+"""Layers: objects that own Parameters and call the functions in ``nnscratch.functions``.
+
+Each layer module imports the Function classes it calls as ``from ..functions.x import Y as YFn``
+(so ``Dense`` calls ``LinearFn``) and plain helpers by name (``from ..functions.x import helper``).
+"""
 from .activation import Identity, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
 from .base import Layer, LayerList, Parameter, Sequential, is_grad_enabled, no_grad
 from .conv import Conv1D, Conv2D, Conv2DTranspose
-from .pool import AvgPool1D, AvgPool2D, Flatten, MaxPool1D, MaxPool2D, Reshape, UpSampling2D
 from .dropout import Dropout
 from .embedding import Embedding
-from .lstm import LSTM, LSTMCell
 from .linear import Dense, Linear
 from .loss import (
-    BCEWithLogitsLoss, KLDivergence, LeastSquares, MSELoss, SoftmaxCrossEntropyLoss,
+    BCEWithLogitsLoss,
+    KLDivergence,
+    LeastSquares,
+    MSELoss,
+    SoftmaxCrossEntropyLoss,
 )
+from .lstm import LSTM, LSTMCell
 from .mlp import SigmoidMLP, per_neuron_gradients
+from .pool import AvgPool1D, AvgPool2D, MaxPool1D, MaxPool2D
+from .reshape import Flatten, Reshape
 from .sampling import Reparameterize
+from .upsampling import UpSampling2D
 from .variational import BottleneckOutput, VariationalBottleneck
 
 __all__ = [

@@ -5,13 +5,18 @@ Math: nnscratch/functions/activation.py and docs/derivations/activation.md.
 """
 from __future__ import annotations
 
-from ..functions import activation as F
+from ..functions.activation import Identity as IdentityFn
+from ..functions.activation import LeakyReLU as LeakyReLUFn
+from ..functions.activation import ReLU as ReLUFn
+from ..functions.activation import Sigmoid as SigmoidFn
+from ..functions.activation import Softmax as SoftmaxFn
+from ..functions.activation import Tanh as TanhFn
 from ..functions.base import Context
 from .base import Layer
 
 
 class _Elementwise(Layer):
-    fn: type = F.Identity
+    fn: type = IdentityFn
 
     def _options(self) -> dict:
         return {}
@@ -28,23 +33,23 @@ class _Elementwise(Layer):
 
 
 class Sigmoid(_Elementwise):
-    fn = F.Sigmoid
+    fn = SigmoidFn
 
 
 class Tanh(_Elementwise):
-    fn = F.Tanh
+    fn = TanhFn
 
 
 class ReLU(_Elementwise):
-    fn = F.ReLU
+    fn = ReLUFn
 
 
 class Identity(_Elementwise):
-    fn = F.Identity
+    fn = IdentityFn
 
 
 class LeakyReLU(_Elementwise):
-    fn = F.LeakyReLU
+    fn = LeakyReLUFn
 
     def __init__(self, alpha: float = 0.01):
         super().__init__()
@@ -58,7 +63,7 @@ class LeakyReLU(_Elementwise):
 
 
 class Softmax(_Elementwise):
-    fn = F.Softmax
+    fn = SoftmaxFn
 
     def __init__(self, axis: int = -1):
         super().__init__()

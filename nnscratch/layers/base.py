@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import contextlib
 from collections import OrderedDict
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 
-from ..backend import get_array_module, get_default_dtype, to_cpu, to_device, xp_for
+from ..backend import get_array_module, to_cpu, to_device
+from ..functions.base import Context
 
 # ----------------------------------------------------------------------------------------------
 # Gradient mode
@@ -93,7 +94,8 @@ class Parameter:
 
     def __repr__(self) -> str:
         frozen = "" if self.requires_grad else ", frozen"
-        return f"Parameter({self.name or ''}, shape={tuple(self.shape)}, dtype={self.dtype}{frozen})"
+        return (f"Parameter({self.name or ''}, shape={tuple(self.shape)}, "
+                f"dtype={self.dtype}{frozen})")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -150,33 +152,33 @@ class Layer:
     def parameters(self) -> list[Parameter]:
         return [p for _, p in self.named_parameters()]
 
-    def named_layers(self, prefix: str = "") -> Iterator[tuple[str, "Layer"]]:
+    def named_layers(self, prefix: str = "") -> Iterator[tuple[str, Layer]]:
         yield (prefix.rstrip("."), self)
         for n, sub in self._layers.items():
             yield from sub.named_layers(prefix=f"{prefix}{n}.")
 
-    def children(self) -> list["Layer"]:
+    def children(self) -> list[Layer]:
         return list(self._layers.values())
 
     def num_parameters(self) -> int:
         return sum(p.size for p in self.parameters())
 
     # -- modes ---------------------------------------------------------------------------------
-    def train(self, mode: bool = True) -> "Layer":
+    def train(self, mode: bool = True) -> Layer:
         for _, layer in self.named_layers():
             object.__setattr__(layer, "training", mode)
         return self
 
-    def eval(self) -> "Layer":
+    def eval(self) -> Layer:
         return self.train(False)
 
-    def freeze(self) -> "Layer":
+    def freeze(self) -> Layer:
         """Exclude every parameter from gradients and optimizer steps (layer-wise training)."""
         for p in self.parameters():
             p.requires_grad = False
         return self
 
-    def unfreeze(self) -> "Layer":
+    def unfreeze(self) -> Layer:
         for p in self.parameters():
             p.requires_grad = True
         return self
@@ -239,7 +241,7 @@ class Layer:
             )
 
     # -- device and dtype -------------------------------------------------------------------------
-    def to(self, device: str | None = None, dtype=None) -> "Layer":
+    def to(self, device: str | None = None, dtype=None) -> Layer:
         """Move parameters (and gradients) to a device and/or cast them to a float dtype."""
         for p in self.parameters():
             for attr in ("data", "grad"):
@@ -255,7 +257,7 @@ class Layer:
         return self
 
     # -- state ------------------------------------------------------------------------------------
-    def state_dict(self) -> "OrderedDict[str, np.ndarray]":
+    def state_dict(self) -> OrderedDict[str, np.ndarray]:
         """Parameter arrays by dotted name, copied to the CPU."""
         return OrderedDict((n, to_cpu(p.data).copy()) for n, p in self.named_parameters())
 
@@ -298,10 +300,31 @@ class Layer:
         return "\n".join(lines) + "\n)"
 
 
-def new_param_array(shape, fill=0.0, dtype=None, device=None):
-    """A new parameter array on the current (or given) device in the default float dtype."""
-    xp = xp_for(device)
-    return xp.full(shape, fill, dtype=dtype or get_default_dtype())
+class StatelessLayer(Layer):
+    """A layer around one Function without parameters (pooling, reshaping, upsampling): one
+    saved context per forward. Subclasses set ``fn``, the expected input ranks ``ndim`` (None:
+    any) and the options passed to ``fn.forward`` (``_options``)."""
+
+    fn: type
+    ndim: tuple[int, ...] | None = None
+
+    def _options(self) -> dict:
+        return {}
+
+    def forward(self, x):
+        if self.ndim is not None:
+            self.check_input(x, ndim=self.ndim)
+        ctx = Context()
+        try:
+            y = self.fn.forward(ctx, x, **self._options())
+        except ValueError as exc:
+            raise ValueError(f"{self.label}: {exc}") from None
+        self.save_context(ctx)
+        return y
+
+    def backward(self, dy):
+        (dx,) = self.fn.backward(self.pop_context(), dy)
+        return dx
 
 
 class LayerList(Layer):

@@ -11,8 +11,11 @@ input gradient (the col2im and one of the three products), and returns None.
 from __future__ import annotations
 
 from .. import init as initializers
-from ..functions import conv as F
 from ..functions.base import Context
+from ..functions.conv import Conv1D as Conv1DFn
+from ..functions.conv import Conv2D as Conv2DFn
+from ..functions.conv import Conv2DTranspose as Conv2DTransposeFn
+from ..functions.conv import _pair, conv_output_size, conv_pads, conv_transpose_output_size
 from .base import Layer, Parameter
 
 
@@ -30,7 +33,7 @@ def _init_params(layer, shape, fan_in, bias, init):
 
 
 class _ConvBase(Layer):
-    fn: type = F.Conv2D
+    fn: type = Conv2DFn
     spatial_dims = 2
 
     def _check(self, x):
@@ -77,18 +80,18 @@ class Conv2D(_ConvBase):
     ``init`` names the weight initialiser (nnscratch.init); fans count the kernel's elements.
     """
 
-    fn = F.Conv2D
+    fn = Conv2DFn
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0,
                  bias: bool = True, init: str = "glorot_uniform"):
         super().__init__()
-        kh, kw = F._pair(kernel_size, "kernel_size")
+        kh, kw = _pair(kernel_size, "kernel_size")
         if min(in_channels, out_channels, kh, kw) < 1:
-            raise ValueError(f"Conv2D needs positive sizes, got in={in_channels}, out={out_channels}, "
-                             f"kernel={(kh, kw)}")
-        F.conv_pads(padding, (kh, kw), F._pair(stride, "stride"))  # validate now, not at first call
+            raise ValueError(f"Conv2D needs positive sizes, got in={in_channels}, "
+                             f"out={out_channels}, kernel={(kh, kw)}")
+        conv_pads(padding, (kh, kw), _pair(stride, "stride"))  # validate now, not at first call
         self.in_channels, self.out_channels = in_channels, out_channels
-        self.kernel_size, self.stride, self.padding = (kh, kw), F._pair(stride, "stride"), padding
+        self.kernel_size, self.stride, self.padding = (kh, kw), _pair(stride, "stride"), padding
         _init_params(self, (out_channels, in_channels, kh, kw), in_channels * kh * kw, bias, init)
 
 
@@ -99,15 +102,15 @@ class Conv1D(_ConvBase):
             weight (out, in, k), bias (out,). ``padding``: int, 'valid' or 'same' (stride 1).
     """
 
-    fn = F.Conv1D
+    fn = Conv1DFn
     spatial_dims = 1
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
                  padding=0, bias: bool = True, init: str = "glorot_uniform"):
         super().__init__()
         if min(in_channels, out_channels, kernel_size, stride) < 1:
-            raise ValueError(f"Conv1D needs positive sizes, got in={in_channels}, out={out_channels}, "
-                             f"kernel={kernel_size}, stride={stride}")
+            raise ValueError(f"Conv1D needs positive sizes, got in={in_channels}, "
+                             f"out={out_channels}, kernel={kernel_size}, stride={stride}")
         if padding == "same" and stride != 1:
             raise ValueError(f"padding='same' needs stride 1, got stride {stride}")
         self.in_channels, self.out_channels = in_channels, out_channels
@@ -125,35 +128,36 @@ class Conv2DTranspose(_ConvBase):
     the upsampling half of an auto-encoder.
     """
 
-    fn = F.Conv2DTranspose
+    fn = Conv2DTransposeFn
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0,
                  output_padding=0, bias: bool = True, init: str = "glorot_uniform"):
         super().__init__()
-        kh, kw = F._pair(kernel_size, "kernel_size")
-        sh, sw = F._pair(stride, "stride")
-        oph, opw = F._pair(output_padding, "output_padding")
+        kh, kw = _pair(kernel_size, "kernel_size")
+        sh, sw = _pair(stride, "stride")
+        oph, opw = _pair(output_padding, "output_padding")
         if min(in_channels, out_channels, kh, kw, sh, sw) < 1:
             raise ValueError(f"Conv2DTranspose needs positive sizes, got in={in_channels}, "
                              f"out={out_channels}, kernel={(kh, kw)}, stride={(sh, sw)}")
         if not (0 <= oph < sh and 0 <= opw < sw):
-            raise ValueError(f"Conv2DTranspose: output_padding {(oph, opw)} must be smaller than the "
-                             f"stride {(sh, sw)}")
+            raise ValueError(f"Conv2DTranspose: output_padding {(oph, opw)} must be smaller than "
+                             f"the stride {(sh, sw)}")
         self.in_channels, self.out_channels = in_channels, out_channels
         self.kernel_size, self.stride = (kh, kw), (sh, sw)
-        self.padding, self.output_padding = F._pair(padding, "padding"), (oph, opw)
+        self.padding, self.output_padding = _pair(padding, "padding"), (oph, opw)
         # PyTorch computes the fans of a transposed weight (in, out, kh, kw) the same way, so
         # fan_in = out * kh * kw here.
         _init_params(self, (in_channels, out_channels, kh, kw), out_channels * kh * kw, bias, init)
 
     def _options(self) -> dict:
-        return {"stride": self.stride, "padding": self.padding, "output_padding": self.output_padding}
+        return {"stride": self.stride, "padding": self.padding,
+                "output_padding": self.output_padding}
 
     def output_shape(self, h: int, w: int) -> tuple[int, int]:
         """(H_out, W_out) for an input of spatial size (h, w)."""
-        return (F.conv_transpose_output_size(h, self.kernel_size[0], self.stride[0], self.padding[0],
+        return (conv_transpose_output_size(h, self.kernel_size[0], self.stride[0], self.padding[0],
                                              self.output_padding[0]),
-                F.conv_transpose_output_size(w, self.kernel_size[1], self.stride[1], self.padding[1],
+                conv_transpose_output_size(w, self.kernel_size[1], self.stride[1], self.padding[1],
                                              self.output_padding[1]))
 
     def extra_repr(self) -> str:
@@ -162,9 +166,9 @@ class Conv2DTranspose(_ConvBase):
 
 def conv_output_shape(layer: Conv2D, h: int, w: int) -> tuple[int, int]:
     """(OH, OW) of a Conv2D layer for an input of spatial size (h, w) (for sizing Dense layers)."""
-    pt, pb, pl, pr = F.conv_pads(layer.padding, layer.kernel_size, layer.stride)
-    return (F.conv_output_size(h, layer.kernel_size[0], layer.stride[0], pt, pb),
-            F.conv_output_size(w, layer.kernel_size[1], layer.stride[1], pl, pr))
+    pt, pb, pl, pr = conv_pads(layer.padding, layer.kernel_size, layer.stride)
+    return (conv_output_size(h, layer.kernel_size[0], layer.stride[0], pt, pb),
+            conv_output_size(w, layer.kernel_size[1], layer.stride[1], pl, pr))
 
 
 __all__ = ["Conv1D", "Conv2D", "Conv2DTranspose", "conv_output_shape"]

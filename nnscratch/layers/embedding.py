@@ -25,8 +25,8 @@ class Embedding(Layer):
                  check_range: bool = True):
         super().__init__()
         if num_embeddings < 1 or embedding_dim < 1:
-            raise ValueError(f"Embedding needs positive sizes, got num_embeddings={num_embeddings}, "
-                             f"embedding_dim={embedding_dim}")
+            raise ValueError("Embedding needs positive sizes, got "
+                             f"num_embeddings={num_embeddings}, embedding_dim={embedding_dim}")
         if padding_idx is not None:
             if not -num_embeddings <= padding_idx < num_embeddings:
                 raise ValueError(f"Embedding: padding_idx {padding_idx} is outside "

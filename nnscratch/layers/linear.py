@@ -22,7 +22,8 @@ class Dense(Layer):
                  init: str = "glorot_uniform"):
         super().__init__()
         if in_features < 1 or out_features < 1:
-            raise ValueError(f"Dense needs positive sizes, got in={in_features}, out={out_features}")
+            raise ValueError(f"Dense needs positive sizes, got in={in_features}, "
+                             f"out={out_features}")
         self.in_features = in_features
         self.out_features = out_features
         shape = (out_features, in_features)
@@ -39,7 +40,8 @@ class Dense(Layer):
     def forward(self, x):
         self.check_input(x, last_dim=self.in_features)
         ctx = Context(needs_input_grad=(self.input_grad, True, True))
-        y = LinearFn.forward(ctx, x, self.weight.data, None if self.bias is None else self.bias.data)
+        b = None if self.bias is None else self.bias.data
+        y = LinearFn.forward(ctx, x, self.weight.data, b)
         self.save_context(ctx)
         return y
 

@@ -8,18 +8,24 @@ Math: nnscratch/functions/loss.py and docs/derivations/loss.md.
 from __future__ import annotations
 
 from ..backend import get_array_module
-from ..functions import loss as F
 from ..functions.base import Context
+from ..functions.loss import MSE as MSEFn
+from ..functions.loss import BCEWithLogits as BCEWithLogitsFn
+from ..functions.loss import KLStandardNormal as KLStandardNormalFn
+from ..functions.loss import LeastSquares as LeastSquaresFn
+from ..functions.loss import NonFiniteError, check_finite
+from ..functions.loss import SoftmaxCrossEntropy as SoftmaxCrossEntropyFn
 from .base import Layer
 
 
 class _Loss(Layer):
-    fn: type = F.MSE
+    fn: type = MSEFn
 
     def __init__(self, reduction: str = "mean", check_finite: bool = True):
         super().__init__()
         if reduction not in ("mean", "sum", "none"):
-            raise ValueError(f"{type(self).__name__}: reduction must be mean, sum or none, got {reduction!r}")
+            raise ValueError(f"{type(self).__name__}: reduction must be mean, sum or none, got "
+                             f"{reduction!r}")
         self.reduction = reduction
         self.check_finite = check_finite
 
@@ -39,8 +45,8 @@ class _Loss(Layer):
             if a is not None and a.dtype.kind == "f":
                 ok = ok & xp.isfinite(a).all()
         if not bool(ok):
-            F.check_finite(type(self).__name__, **inputs)  # names the bad input when there is one
-            raise F.NonFiniteError(
+            check_finite(type(self).__name__, **inputs)  # names the bad input when there is one
+            raise NonFiniteError(
                 f"{type(self).__name__}: the loss is not finite although its inputs are "
                 "(extreme values overflowed)"
             )
@@ -62,7 +68,7 @@ class _Loss(Layer):
 class LeastSquares(_Loss):
     """The seed report's J = 1/2 * sum (y - y_target)^2 (always a sum)."""
 
-    fn = F.LeastSquares
+    fn = LeastSquaresFn
 
     def __init__(self, check_finite: bool = True):
         super().__init__(reduction="sum", check_finite=check_finite)
@@ -74,15 +80,16 @@ class LeastSquares(_Loss):
 class MSELoss(_Loss):
     """mean (y - y_target)^2, the mean form of the least-squares cost (torch.nn.MSELoss)."""
 
-    fn = F.MSE
+    fn = MSEFn
 
 
 class BCEWithLogitsLoss(_Loss):
     """Binary cross-entropy on logits; ``pos_weight`` (one per class) for imbalanced multi-hot."""
 
-    fn = F.BCEWithLogits
+    fn = BCEWithLogitsFn
 
-    def __init__(self, pos_weight=None, weight=None, reduction: str = "mean", check_finite: bool = True):
+    def __init__(self, pos_weight=None, weight=None, reduction: str = "mean",
+                 check_finite: bool = True):
         super().__init__(reduction=reduction, check_finite=check_finite)
         self.pos_weight = pos_weight
         self.weight = weight
@@ -97,7 +104,7 @@ class SoftmaxCrossEntropyLoss(_Loss):
     ``weight`` (C,) per-class weights; ``ignore_index`` marks padding targets.
     """
 
-    fn = F.SoftmaxCrossEntropy
+    fn = SoftmaxCrossEntropyFn
 
     def __init__(self, weight=None, ignore_index: int | None = None, reduction: str = "mean",
                  check_finite: bool = True):
@@ -106,7 +113,8 @@ class SoftmaxCrossEntropyLoss(_Loss):
         self.ignore_index = ignore_index
 
     def _options(self) -> dict:
-        return {"weight": self.weight, "ignore_index": self.ignore_index, "reduction": self.reduction}
+        return {"weight": self.weight, "ignore_index": self.ignore_index,
+                "reduction": self.reduction}
 
     def forward(self, logits, target):
         ctx = Context()
@@ -122,7 +130,7 @@ class KLDivergence(_Loss):
     ``loss = kl(mu, log_var)``; ``dmu, dlog_var = kl.backward()``.
     """
 
-    fn = F.KLStandardNormal
+    fn = KLStandardNormalFn
 
     def forward(self, mu, log_var):
         ctx = Context()

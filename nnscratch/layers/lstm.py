@@ -52,7 +52,8 @@ class LSTMCell(Layer):
         self.input_size = input_size
         self.hidden_size = hidden_size
         self.forget_bias = forget_bias
-        self.weight_ih, self.weight_hh, self.bias = _lstm_params(input_size, hidden_size, forget_bias)
+        self.weight_ih, self.weight_hh, self.bias = _lstm_params(input_size, hidden_size,
+                                                                 forget_bias)
 
     def forward(self, x, state=None):
         W = self.weight_ih.data
@@ -70,15 +71,15 @@ class LSTMCell(Layer):
             h, c = xp.asarray(h, dtype=W.dtype), xp.asarray(c, dtype=W.dtype)
             for name, a in (("h", h), ("c", c)):
                 if tuple(a.shape) != (B, H):
-                    raise ValueError(f"{self.label}: expected state {name} of shape (batch, hidden) = "
-                                     f"{(B, H)}, got {tuple(a.shape)}")
+                    raise ValueError(f"{self.label}: expected state {name} of shape (batch, "
+                                     f"hidden) = {(B, H)}, got {tuple(a.shape)}")
         ctx = Context(needs_input_grad=(self.input_grad, True, True, True, True, True))
         h_new, c_new = LSTMCellFn.forward(ctx, x, h, c, W, self.weight_hh.data, self.bias.data)
         self.save_context(ctx)
         return h_new, c_new
 
     def backward(self, dh, dc=None):
-        if isinstance(dh, (tuple, list)) and dc is None:  # backward((dh, dc)), as check_layer calls it
+        if isinstance(dh, (tuple, list)) and dc is None:  # backward((dh, dc)): check_layer's call
             dh, dc = dh
         ctx = self.pop_context()
         W = self.weight_ih.data
@@ -176,7 +177,8 @@ class LSTM(Layer):
     def layer_params(self, k: int, d: int = 0):
         """(weight_ih, weight_hh, bias) Parameters of layer k, direction d."""
         sfx = self._suffix(k, d)
-        return getattr(self, "weight_ih" + sfx), getattr(self, "weight_hh" + sfx), getattr(self, "bias" + sfx)
+        return (getattr(self, "weight_ih" + sfx), getattr(self, "weight_hh" + sfx),
+                getattr(self, "bias" + sfx))
 
     # -- checks ------------------------------------------------------------------------------
     def _state_arrays(self, state, B, xp, dtype, what="state"):
@@ -219,7 +221,8 @@ class LSTM(Layer):
             ids = xp.ascontiguousarray(ids.T)                               # time-major (T, B)
             inp = embedding.weight.data.astype(dtype, copy=False)             # the table E (V, I)
         else:
-            self.check_input(x, ndim=3, last_dim=self.input_size, what="input (batch, time, features)")
+            self.check_input(x, ndim=3, last_dim=self.input_size,
+                             what="input (batch, time, features)")
             B, T, _ = x.shape
             ids = None
             inp = xp.ascontiguousarray(x.transpose(1, 0, 2), dtype=dtype)  # time-major (T, B, I)
@@ -264,11 +267,12 @@ class LSTM(Layer):
         """Validate token ids (batch, time) and the embedding that ``forward(..., embedding=)``
         folds into the first layer."""
         if embedding.embedding_dim != self.input_size:
-            raise ValueError(f"{self.label}: the embedding's vectors have {embedding.embedding_dim} "
-                             f"features, the LSTM's input_size is {self.input_size}")
+            raise ValueError(f"{self.label}: the embedding's vectors have "
+                             f"{embedding.embedding_dim} features, the LSTM's input_size is "
+                             f"{self.input_size}")
         if ids.ndim != 2:
-            raise ValueError(f"{self.label}: with an embedding, expected token ids of shape (batch, "
-                             f"time), got {tuple(ids.shape)}")
+            raise ValueError(f"{self.label}: with an embedding, expected token ids of shape "
+                             f"(batch, time), got {tuple(ids.shape)}")
         if embedding.check_range:
             check_ids(ids, embedding.num_embeddings, owner=f"{self.label} ({embedding.label})")
         return ids
@@ -286,8 +290,8 @@ class LSTM(Layer):
         if dy is not None:
             dy = xp.asarray(dy)
             if tuple(dy.shape) != (B, T, D * H):
-                raise ValueError(f"{self.label}: expected dy of shape (batch, time, directions * hidden) "
-                                 f"= {(B, T, D * H)}, got {tuple(dy.shape)}")
+                raise ValueError(f"{self.label}: expected dy of shape (batch, time, directions * "
+                                 f"hidden) = {(B, T, D * H)}, got {tuple(dy.shape)}")
             dy = xp.ascontiguousarray(dy.transpose(1, 0, 2), dtype=dtype)  # time-major
         dh_n, dc_n = self._state_arrays(dstate, B, xp, dtype, what="dstate")
         dh0 = xp.empty((L * D, B, H), dtype)
@@ -299,7 +303,8 @@ class LSTM(Layer):
             dx = None
             for d in range(D):
                 idx = k * D + d
-                dy_d = None if dy is None else (dy if D == 1 else dy[:, :, d * H:(d + 1) * H])  # (18)
+                # (18): each direction's slice of dy
+                dy_d = None if dy is None else (dy if D == 1 else dy[:, :, d * H:(d + 1) * H])
                 dxd, dh0[idx], dc0[idx], dW_ih, dW_hh, db = LSTMLayerFn.backward(
                     ctxs[d], dy_d, None if dh_n is None else dh_n[idx],
                     None if dc_n is None else dc_n[idx])

@@ -1,7 +1,7 @@
 """The VAE sampling layer (reparameterisation trick)."""
 from __future__ import annotations
 
-from ..backend import get_array_module, get_rng, device_of
+from ..backend import device_of, get_array_module, get_rng
 from ..functions.base import Context
 from ..functions.sampling import Reparameterize as ReparameterizeFn
 from .base import Layer

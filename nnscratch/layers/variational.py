@@ -52,11 +52,13 @@ class VariationalBottleneck(Layer):
                  init: str = "glorot_uniform"):
         super().__init__()
         if reduction not in ("mean", "sum"):
-            raise ValueError(f"VariationalBottleneck: reduction must be 'mean' or 'sum', got {reduction!r}")
+            raise ValueError("VariationalBottleneck: reduction must be 'mean' or 'sum', got "
+                             f"{reduction!r}")
         if free_bits < 0:
             raise ValueError(f"VariationalBottleneck: free_bits must be >= 0, got {free_bits}")
         self.in_features, self.latent = in_features, latent
-        self.free_bits, self.reduction, self.sample_in_eval = float(free_bits), reduction, sample_in_eval
+        self.free_bits, self.reduction = float(free_bits), reduction
+        self.sample_in_eval = sample_in_eval
         self.fc_mu = Dense(in_features, latent, init=init)
         self.fc_log_var = Dense(in_features, latent, init=init)
 
@@ -84,7 +86,7 @@ class VariationalBottleneck(Layer):
 
     def backward(self, dz, kl_weight: float = 1.0, dmu=None, dlog_var=None):
         ctx = self.pop_context()
-        d_mu, d_lv, _ = ReparameterizeFn.backward(ctx, dz)   # the sampling path, sampling.md (3)-(4)
+        d_mu, d_lv, _ = ReparameterizeFn.backward(ctx, dz)   # the sample: sampling.md (3)-(4)
         if kl_weight:
             scale = ctx.active * (kl_weight / ctx.batch)     # [K_j > lambda] w / B, per dimension
             d_mu = d_mu + scale * ctx.mu                                    # (6)

@@ -20,9 +20,9 @@ from nnscratch.functions.reshape import Flatten as FlattenFn
 from nnscratch.functions.reshape import Reshape as ReshapeFn
 from nnscratch.functions.upsampling import UpSampling2D as UpFn
 from nnscratch.layers.conv import Conv1D, Conv2D, Conv2DTranspose, conv_output_shape
-from nnscratch.layers.pool import (
-    AvgPool1D, AvgPool2D, Flatten, MaxPool1D, MaxPool2D, Reshape, UpSampling2D,
-)
+from nnscratch.layers.pool import AvgPool1D, AvgPool2D, MaxPool1D, MaxPool2D
+from nnscratch.layers.reshape import Flatten, Reshape
+from nnscratch.layers.upsampling import UpSampling2D
 from nnscratch.testing import check_backward, check_layer
 from strategies import arrays
 
@@ -63,7 +63,8 @@ def conv2d_cases(draw, max_side=6):
 
 @st.composite
 def conv1d_cases(draw):
-    n, cin, cout, k, s = draw(st.integers(1, 2)), draw(small), draw(small), draw(st.integers(1, 4)), draw(small)
+    n, cin, cout, k, s = (draw(st.integers(1, 2)), draw(small), draw(small),
+                          draw(st.integers(1, 4)), draw(small))
     padding = draw(st.sampled_from(["same", 0, 1, 2]) if s == 1 else st.integers(0, 2))
     p = (k - 1) // 2 if padding == "same" else padding
     L = draw(st.integers(max(1, k - 2 * p), 9))
@@ -194,7 +195,8 @@ def test_conv2d_forward_matches_direct_sum(case):
     x, w, b, opts = case
     pads = C.conv_pads(opts["padding"], w.shape[2:], opts["stride"])
     y = C.Conv2D.forward(Context(), x, w, b, **opts)
-    np.testing.assert_allclose(y, _direct_conv2d(x, w, b, opts["stride"], pads), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(y, _direct_conv2d(x, w, b, opts["stride"], pads), rtol=1e-12,
+                               atol=1e-12)
 
 
 def test_conv_transpose_is_the_adjoint_of_conv():
@@ -211,7 +213,8 @@ def test_conv_transpose_is_the_adjoint_of_conv():
     # with x one row taller, the same y: output_padding picks the taller size
     x8 = rng.normal(size=(2, 3, 8, 6))
     assert C.Conv2D.forward(Context(), x8, w, None, stride=2, padding=1).shape == y.shape
-    xt8 = C.Conv2DTranspose.forward(Context(), v, w, None, stride=2, padding=1, output_padding=(1, 0))
+    xt8 = C.Conv2DTranspose.forward(Context(), v, w, None, stride=2, padding=1,
+                                    output_padding=(1, 0))
     assert xt8.shape == x8.shape
     y8 = C.Conv2D.forward(Context(), x8, w, None, stride=2, padding=1)
     np.testing.assert_allclose((y8 * v).sum(), (x8 * xt8).sum(), rtol=1e-12)
@@ -229,7 +232,8 @@ def test_numba_maxpool_matches_plain_path(case, dtype, contiguous, data):
     x = data.draw(distinct_values(shape)).astype(dtype)
     if not contiguous:  # a transposed view: same values, other strides
         x = np.ascontiguousarray(x.transpose(0, 1, 3, 2)).transpose(0, 1, 3, 2)
-    dy = np.random.default_rng(0).normal(size=P.MaxPool2D.forward(Context(), x, **opts).shape).astype(dtype)
+    dy = np.random.default_rng(0).normal(
+        size=P.MaxPool2D.forward(Context(), x, **opts).shape).astype(dtype)
     results = []
     for fused in ("1", "0"):
         with pytest.MonkeyPatch.context() as mp:
@@ -264,7 +268,8 @@ def test_im2col_col2im_are_adjoint():
     out_hw = (C.conv_output_size(7, 3, 2, 1, 2), C.conv_output_size(6, 2, 1, 0, 1))
     cols = C.im2col(x, kernel, stride, pads, out_hw)
     c = rng.normal(size=cols.shape)
-    np.testing.assert_allclose((cols * c).sum(), (x * C.col2im(c, x.shape, kernel, stride, pads, out_hw)).sum(),
+    np.testing.assert_allclose((cols * c).sum(),
+                               (x * C.col2im(c, x.shape, kernel, stride, pads, out_hw)).sum(),
                                rtol=1e-12)
 
 
@@ -272,8 +277,8 @@ def test_float32_conv_matches_float64():
     rng = np.random.default_rng(2)
     x, w, b = rng.normal(size=(3, 4, 9, 8)), rng.normal(size=(5, 4, 3, 3)), rng.normal(size=5)
     y64 = C.Conv2D.forward(Context(), x, w, b, padding="same")
-    y32 = C.Conv2D.forward(Context(), x.astype(np.float32), w.astype(np.float32), b.astype(np.float32),
-                           padding="same")
+    y32 = C.Conv2D.forward(Context(), x.astype(np.float32), w.astype(np.float32),
+                           b.astype(np.float32), padding="same")
     assert y32.dtype == np.float32
     np.testing.assert_allclose(y32, y64, rtol=1e-4, atol=1e-4)
 
@@ -333,9 +338,11 @@ def test_small_cnn_gradients(data):
     x = data.draw(distinct_values((2, 1, 6, 6)))
     with nn.default_dtype(np.float64):
         model = nn.Sequential(Conv2D(1, 2, 3, padding=1), nn.Tanh(), MaxPool2D(2),
-                              Conv2D(2, 3, 2, stride=1), nn.Tanh(), Flatten(), nn.Dense(3 * 2 * 2, 4))
+                              Conv2D(2, 3, 2, stride=1), nn.Tanh(), Flatten(),
+                              nn.Dense(3 * 2 * 2, 4))
     with nn.no_grad():  # keep max pooling away from ties: the top two of each window 0.01 apart
-        a = model[1](model[0](x)).reshape(2, 2, 3, 2, 3, 2).transpose(0, 1, 2, 4, 3, 5).reshape(2, 2, 3, 3, 4)
+        a = (model[1](model[0](x)).reshape(2, 2, 3, 2, 3, 2).transpose(0, 1, 2, 4, 3, 5)
+             .reshape(2, 2, 3, 3, 4))
     top2 = np.sort(a, axis=-1)[..., -2:]
     assume(float((top2[..., 1] - top2[..., 0]).min()) > 0.01)
     check_layer(model, [x])
@@ -343,7 +350,8 @@ def test_small_cnn_gradients(data):
 
 @given(data=st.data())
 def test_small_decoder_gradients(data):
-    """Dense -> Reshape -> Conv2DTranspose (x2) -> UpSampling -> Conv2D: an auto-encoder's decoder."""
+    """Dense -> Reshape -> Conv2DTranspose (x2) -> UpSampling -> Conv2D: an auto-encoder's
+    decoder."""
     z = data.draw(arrays((2, 3)))
     with nn.default_dtype(np.float64):
         model = nn.Sequential(nn.Dense(3, 2 * 2 * 2), Reshape((2, 2, 2)), nn.Tanh(),
@@ -377,9 +385,10 @@ def test_conv_layer_shape_errors_name_the_layer():
 
 
 @pytest.mark.parametrize("make", [lambda: Conv2D(2, 3, 3), lambda: Conv2DTranspose(2, 3, 3),
-                                  lambda: MaxPool2D(2), lambda: AvgPool2D(2), lambda: UpSampling2D(2),
-                                  lambda: Flatten()],
-                         ids=["conv2d", "conv_transpose", "maxpool", "avgpool", "upsampling", "flatten"])
+                                  lambda: MaxPool2D(2), lambda: AvgPool2D(2),
+                                  lambda: UpSampling2D(2), lambda: Flatten()],
+                         ids=["conv2d", "conv_transpose", "maxpool", "avgpool", "upsampling",
+                              "flatten"])
 def test_backward_twice_raises(make):
     layer = make()
     y = layer(np.ones((1, 2, 4, 4), np.float32))

@@ -6,8 +6,8 @@ and options). The same entry feeds the forward test (against the reference) and 
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 import pytest
@@ -16,8 +16,19 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from nnscratch.functions import (
-    MSE, BCEWithLogits, Identity, KLStandardNormal, LeakyReLU, LeastSquares, Linear, ReLU,
-    Reparameterize, Sigmoid, Softmax, SoftmaxCrossEntropy, Tanh,
+    MSE,
+    BCEWithLogits,
+    Identity,
+    KLStandardNormal,
+    LeakyReLU,
+    LeastSquares,
+    Linear,
+    ReLU,
+    Reparameterize,
+    Sigmoid,
+    Softmax,
+    SoftmaxCrossEntropy,
+    Tanh,
 )
 from nnscratch.functions.base import Context
 from nnscratch.testing import check_backward
@@ -93,7 +104,8 @@ def _xent_inputs(draw):
 def _kl_inputs(draw):
     b = draw(st.integers(1, 6))
     k = draw(st.integers(1, 6))
-    return [draw(arrays((b, k))), draw(arrays((b, k)))], {"reduction": draw(st.sampled_from(["mean", "sum"]))}
+    return ([draw(arrays((b, k))), draw(arrays((b, k)))],
+            {"reduction": draw(st.sampled_from(["mean", "sum"]))})
 
 
 @st.composite
@@ -149,7 +161,8 @@ REGISTRY = [
           st.tuples(arrays(), st.integers(-1, 0)).map(lambda a: ([a[0]], {"axis": a[1]}))),
     Entry("linear", Linear, _ref_linear, _linear_inputs()),
     Entry("linear_nobias", Linear, _ref_linear, _linear_inputs(bias=False), check=[0, 1]),
-    Entry("least_squares", LeastSquares, lambda y, t: 0.5 * ((y - t) ** 2).sum(), _pair(), check=[0]),
+    Entry("least_squares", LeastSquares, lambda y, t: 0.5 * ((y - t) ** 2).sum(), _pair(),
+          check=[0]),
     Entry("mse", MSE, lambda y, t, reduction="mean": ((y - t) ** 2).mean() if reduction == "mean"
           else ((y - t) ** 2).sum(), _pair(reduction=["mean", "sum"]), check=[0]),
     Entry("bce_with_logits", BCEWithLogits, _ref_bce, _bce_inputs(), check=[0]),

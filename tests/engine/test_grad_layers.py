@@ -15,7 +15,8 @@ def _f64(layer):
     return layer.to(dtype=np.float64)
 
 
-@given(case=matrix_and_width(), init=st.sampled_from(["glorot_uniform", "he_normal", "uniform_fan_in", "orthogonal"]),
+@given(case=matrix_and_width(),
+       init=st.sampled_from(["glorot_uniform", "he_normal", "uniform_fan_in", "orthogonal"]),
        bias=st.booleans())
 def test_dense_gradients(case, init, bias):
     x, n_out = case
@@ -28,7 +29,8 @@ def test_dense_on_3d_inputs(x):
     check_layer(_f64(nn.Dense(x.shape[-1], 3)), [x])
 
 
-@given(case=matrix_and_width(), act=st.sampled_from(["sigmoid", "tanh", "leaky", "softmax", "identity"]))
+@given(case=matrix_and_width(),
+       act=st.sampled_from(["sigmoid", "tanh", "leaky", "softmax", "identity"]))
 def test_sequential_gradients(case, act):
     x, n_out = case
     acts = {"sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "leaky": lambda: nn.LeakyReLU(0.2),
@@ -40,7 +42,8 @@ def test_sequential_gradients(case, act):
     check_layer(model, [x])
 
 
-@given(sizes=st.lists(st.integers(1, 5), min_size=2, max_size=5), rows=st.integers(1, 5), data=st.data())
+@given(sizes=st.lists(st.integers(1, 5), min_size=2, max_size=5), rows=st.integers(1, 5),
+       data=st.data())
 def test_sigmoid_mlp_gradients(sizes, rows, data):
     x = data.draw(arrays((rows, sizes[0])))
     check_layer(_f64(nn.SigmoidMLP(sizes)), [x])
@@ -82,9 +85,11 @@ def test_reparameterize_eval_returns_mu():
 
 def test_wrong_input_width_names_layer_and_shapes():
     model = nn.Sequential(nn.Dense(4, 3), nn.Sigmoid(), nn.Dense(3, 2))
-    with pytest.raises(ValueError, match=r"Dense '1': expected input of shape \(\.\.\., 4\), got \(5, 3\)"):
+    with pytest.raises(ValueError,
+                       match=r"Dense '1': expected input of shape \(\.\.\., 4\), got \(5, 3\)"):
         nn.Sequential(nn.Dense(4, 3), nn.Dense(4, 2))(np.zeros((5, 4), np.float32))
-    with pytest.raises(ValueError, match=r"Dense '0': expected input of shape \(\.\.\., 4\), got \(7, 5\)"):
+    with pytest.raises(ValueError,
+                       match=r"Dense '0': expected input of shape \(\.\.\., 4\), got \(7, 5\)"):
         model(np.zeros((7, 5), np.float32))
     with pytest.raises(ValueError, match=r"SigmoidMLP.*\(\.\.\., 2\), got \(3, 5\)"):
         nn.SigmoidMLP([2, 3, 1])(np.zeros((3, 5), np.float32))

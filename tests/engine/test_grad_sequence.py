@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import pytest
@@ -64,7 +64,8 @@ def _embedding_inputs(draw):
     V = draw(st.integers(1, 6))
     D = draw(st.integers(1, 4))
     idx_shape = draw(shapes(min_dims=1, max_dims=3, max_side=4))
-    idx = np.asarray(draw(arrays(idx_shape, elements=st.integers(0, V - 1).map(float)))).astype(np.int64)
+    idx = np.asarray(draw(arrays(idx_shape,
+                                 elements=st.integers(0, V - 1).map(float)))).astype(np.int64)
     W = draw(arrays((V, D)))
     return [idx, W], {}
 
@@ -75,7 +76,8 @@ def _dropout_inputs(draw):
     x = draw(arrays(shape))
     p = draw(st.sampled_from([0.1, 0.3, 0.5, 0.9]))
     # the same shape, or broadcast along the leading axes (e.g. one mask for every time step)
-    mshape = tuple(1 if (k < len(shape) - 1 and draw(st.booleans())) else s for k, s in enumerate(shape))
+    mshape = tuple(1 if (k < len(shape) - 1 and draw(st.booleans())) else s
+                   for k, s in enumerate(shape))
     keep = np.asarray(draw(arrays(mshape, elements=st.booleans().map(float))))
     return [x, keep / (1 - p)], {}
 
@@ -160,7 +162,8 @@ def _ref_cell(x, h, c, W_ih, W_hh, b):
 @given(data=st.data(), B=st.integers(1, 4), I=st.integers(1, 4), H=st.integers(1, 4))
 def test_lstm_cell_function_forward_matches_reference(path, data, B, I, H):
     x, h, c = data.draw(arrays((B, I))), data.draw(arrays((B, H))), data.draw(arrays((B, H)))
-    W_ih, W_hh, b = data.draw(arrays((4 * H, I))), data.draw(arrays((4 * H, H))), data.draw(arrays((4 * H,)))
+    W_ih, W_hh, b = (data.draw(arrays((4 * H, I))), data.draw(arrays((4 * H, H))),
+                     data.draw(arrays((4 * H,))))
     h_new, c_new = LSTMCellFn.forward(Context(), x, h, c, W_ih, W_hh, b, path=path)
     h_ref, c_ref = _ref_cell(x, h, c, W_ih, W_hh, b)
     np.testing.assert_allclose(h_new, h_ref, rtol=1e-12, atol=1e-14)

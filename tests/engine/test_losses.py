@@ -20,7 +20,8 @@ def test_non_finite_prediction_raises_clear_error(make, bad):
     loss, shape, target = make()
     pred = np.zeros(shape, np.float32)
     pred[1, 2] = bad
-    with pytest.raises(nn.NonFiniteError, match=r"(prediction|logits) of shape \(3, 4\).*first at index \(1, 2\)"):
+    with pytest.raises(nn.NonFiniteError,
+                       match=r"(prediction|logits) of shape \(3, 4\).*first at index \(1, 2\)"):
         loss(pred, target())
 
 

@@ -153,10 +153,12 @@ def test_step_reuses_its_buffers(monkeypatch):
     state = None
     with nn.no_grad():
         lstm.step(np.zeros((1, 4), np.float32), state)
-        bufs = {k: id(v) for sub in lstm._scratch.values() for b in sub.values() for k, v in b.items()}
+        bufs = {k: id(v) for sub in lstm._scratch.values() for b in sub.values()
+                for k, v in b.items()}
         for _ in range(5):
             y, state = lstm.step(np.ones((1, 4), np.float32), state)
-        after = {k: id(v) for sub in lstm._scratch.values() for b in sub.values() for k, v in b.items()}
+        after = {k: id(v) for sub in lstm._scratch.values() for b in sub.values()
+                 for k, v in b.items()}
     assert bufs == after and y.shape == (1, 8) and y.dtype == np.float32
 
 
@@ -367,7 +369,8 @@ def test_folded_embedding_equals_embedding_then_lstm(fused, bidirectional, monke
             y, (h_n, c_n) = lstm(emb(ids), state, mask=mask)
             dx, (dh0, dc0) = lstm.backward(dy, (dh, None))
             emb.backward(dx)
-        results.append([y, h_n, c_n, dh0, dc0, emb.weight.grad] + [p.grad for p in lstm.parameters()])
+        results.append([y, h_n, c_n, dh0, dc0, emb.weight.grad]
+                       + [p.grad for p in lstm.parameters()])
     for a, b in zip(*results):
         np.testing.assert_allclose(a, b, **RTOL)
     assert (results[0][5][2] == 0).all()
@@ -379,8 +382,8 @@ def test_folded_embedding_errors():
                                          r"LSTM's input_size is 4"):
         lstm(np.zeros((2, 3), np.int64), embedding=emb)
     emb = Embedding(10, 4)
-    with pytest.raises(ValueError, match=r"LSTM \(Embedding\): token ids must lie in \[0, 10\), got "
-                                         r"values from 0 to 12"):
+    with pytest.raises(ValueError, match=r"LSTM \(Embedding\): token ids must lie in \[0, 10\), "
+                                         r"got values from 0 to 12"):
         lstm(np.array([[0, 12]]), embedding=emb)
     with pytest.raises(ValueError, match=r"LSTM: with an embedding, expected token ids of shape "
                                          r"\(batch, time\), got \(2, 3, 4\)"):
@@ -436,11 +439,12 @@ def test_lstm_errors_name_layer_and_shapes():
     with pytest.raises(ValueError, match=r"LSTM '0': expected input \(batch, time, features\) of "
                                          r"shape \(\.\.\., 3\), got \(2, 5, 7\)"):
         lstm(np.zeros((2, 5, 7), np.float32))
-    with pytest.raises(ValueError, match=r"LSTM '0': expected a 3-D input \(batch, time, features\), "
-                                         r"got shape \(5, 3\)"):
+    with pytest.raises(ValueError, match=r"LSTM '0': expected a 3-D input \(batch, time, "
+                                         r"features\), got shape \(5, 3\)"):
         lstm(np.zeros((5, 3), np.float32))
     with pytest.raises(ValueError, match=r"LSTM '0': expected state h of shape \(num_layers \* "
-                                         r"num_directions, batch, hidden\) = \(2, 2, 4\), got \(1, 2, 4\)"):
+                                         r"num_directions, batch, hidden\) = \(2, 2, 4\), "
+                                         r"got \(1, 2, 4\)"):
         lstm(np.zeros((2, 5, 3), np.float32), (np.zeros((1, 2, 4)), np.zeros((2, 2, 4))))
     with pytest.raises(ValueError, match=r"state c of shape .* = \(2, 2, 4\), got \(2, 4\)"):
         lstm(np.zeros((2, 5, 3), np.float32), (np.zeros((2, 2, 4)), np.zeros((2, 4))))
@@ -450,7 +454,8 @@ def test_lstm_errors_name_layer_and_shapes():
                                          r"\(2, 5\), got \(5, 2\)"):
         lstm(np.zeros((2, 5, 3), np.float32), mask=np.ones((5, 2), bool))
     lstm(np.zeros((2, 5, 3), np.float32))
-    with pytest.raises(ValueError, match=r"LSTM '0': expected dy of shape .* = \(2, 5, 4\), got \(2, 5, 8\)"):
+    with pytest.raises(ValueError,
+                       match=r"LSTM '0': expected dy of shape .* = \(2, 5, 4\), got \(2, 5, 8\)"):
         lstm.backward(np.zeros((2, 5, 8), np.float32))
     with pytest.raises(ValueError, match=r"LSTM '0': expected input \(batch, features\) of shape "
                                          r"\(\.\.\., 3\), got \(1, 4\)"):
@@ -467,7 +472,8 @@ def test_lstm_backward_twice_raises():
 
 def test_cell_errors_name_layer_and_shapes():
     cell = LSTMCell(3, 4)
-    with pytest.raises(ValueError, match=r"LSTMCell: expected input of shape \(\.\.\., 3\), got \(2, 5\)"):
+    with pytest.raises(ValueError,
+                       match=r"LSTMCell: expected input of shape \(\.\.\., 3\), got \(2, 5\)"):
         cell(np.zeros((2, 5), np.float32))
     with pytest.raises(ValueError, match=r"LSTMCell: expected state c of shape \(batch, hidden\) = "
                                          r"\(2, 4\), got \(2, 3\)"):
@@ -480,13 +486,14 @@ def test_cell_errors_name_layer_and_shapes():
 
 def test_embedding_errors_name_layer_and_values():
     model = nn.Sequential(Embedding(10, 4))
-    with pytest.raises(ValueError, match=r"Embedding '0': token ids must lie in \[0, 10\), got values "
-                                         r"from 2 to 10 \(input shape \(2, 2\)\)"):
+    with pytest.raises(ValueError, match=r"Embedding '0': token ids must lie in \[0, 10\), got "
+                                         r"values from 2 to 10 \(input shape \(2, 2\)\)"):
         model(np.array([[2, 10], [3, 4]]))
-    with pytest.raises(ValueError, match=r"Embedding '0': token ids must lie in \[0, 10\), got values "
-                                         r"from -1 to 3"):
+    with pytest.raises(ValueError, match=r"Embedding '0': token ids must lie in \[0, 10\), got "
+                                         r"values from -1 to 3"):
         model(np.array([-1, 3]))
-    with pytest.raises(ValueError, match=r"Embedding '0': token ids must be integers, got dtype float32"):
+    with pytest.raises(ValueError,
+                       match=r"Embedding '0': token ids must be integers, got dtype float32"):
         model(np.zeros((2, 3), np.float32))
     with pytest.raises(ValueError, match=r"padding_idx 10 is outside"):
         Embedding(10, 4, padding_idx=10)

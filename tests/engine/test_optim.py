@@ -34,7 +34,7 @@ def test_fused_adam_equals_plain_path(cls, wd, monkeypatch, xp):
             p.data = xp.asarray(p.data)
     oa = cls(a, lr=1e-2, weight_decay=wd)
     ob = cls(b, lr=1e-2, weight_decay=wd)
-    for step in range(5):
+    for _step in range(5):
         g = [xp.asarray(rng.normal(size=p.shape).astype(np.float32)) for p in a]
         for p, q, gg in zip(a, b, g):
             p.grad, q.grad = gg.copy(), gg.copy()
@@ -46,7 +46,8 @@ def test_fused_adam_equals_plain_path(cls, wd, monkeypatch, xp):
         np.testing.assert_allclose(nn.to_cpu(p.data), nn.to_cpu(q.data), rtol=1e-5, atol=1e-6)
     for i in oa.state:
         for k in ("m", "v"):
-            np.testing.assert_allclose(nn.to_cpu(oa.state[i][k]), nn.to_cpu(ob.state[i][k]), rtol=1e-5, atol=1e-7)
+            np.testing.assert_allclose(nn.to_cpu(oa.state[i][k]), nn.to_cpu(ob.state[i][k]),
+                                       rtol=1e-5, atol=1e-7)
 
 
 def test_fused_adam_noncontiguous_gradient():

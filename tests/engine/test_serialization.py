@@ -66,7 +66,8 @@ def test_shape_mismatch_names_parameter_and_shapes(tmp_path):
     path = str(tmp_path / "c.npz")
     save_checkpoint(path, _model())
     other = nn.Sequential(nn.Dense(4, 16), nn.Tanh(), nn.Dense(16, 3))
-    with pytest.raises(ValueError, match=r"'0.weight' has shape \(16, 4\) in the model but \(8, 4\)"):
+    with pytest.raises(ValueError,
+                       match=r"'0.weight' has shape \(16, 4\) in the model but \(8, 4\)"):
         load_checkpoint(path, other)
     with pytest.raises(KeyError, match="missing"):
         load_checkpoint(path, nn.Sequential(nn.Dense(4, 8)))

@@ -12,9 +12,9 @@ torch = pytest.importorskip("torch")
 F = torch.nn.functional
 
 from nnscratch.layers.conv import Conv1D, Conv2D, Conv2DTranspose  # noqa: E402
-from nnscratch.layers.pool import (  # noqa: E402
-    AvgPool1D, AvgPool2D, Flatten, MaxPool1D, MaxPool2D, UpSampling2D,
-)
+from nnscratch.layers.pool import AvgPool1D, AvgPool2D, MaxPool1D, MaxPool2D  # noqa: E402
+from nnscratch.layers.reshape import Flatten  # noqa: E402
+from nnscratch.layers.upsampling import UpSampling2D  # noqa: E402
 from nnscratch.testing import check_parity  # noqa: E402
 
 RTOL = 1e-6
@@ -68,8 +68,9 @@ def test_conv2d_matches_torch(case, rng):
                         params=(layer.weight, layer.bias))
 
 
-@pytest.mark.parametrize("case", [(2, 3, 20, 4, 3, 1, 0), (2, 3, 21, 4, 5, 2, 2), (1, 1, 9, 2, 4, 1, "same"),
-                                  (3, 2, 12, 3, 3, 3, 1)], ids=lambda c: "-".join(map(str, c)))
+@pytest.mark.parametrize("case", [(2, 3, 20, 4, 3, 1, 0), (2, 3, 21, 4, 5, 2, 2),
+                                  (1, 1, 9, 2, 4, 1, "same"), (3, 2, 12, 3, 3, 3, 1)],
+                         ids=lambda c: "-".join(map(str, c)))
 def test_conv1d_matches_torch(case, rng):
     N, Cin, L, Cout, k, s, p = case
     layer = Conv1D(Cin, Cout, k, stride=s, padding=p).to(dtype=np.float64)
@@ -89,11 +90,13 @@ def test_conv1d_matches_torch(case, rng):
 ], ids=lambda c: "-".join(map(str, c)))
 def test_conv_transpose2d_matches_torch(case, rng):
     N, Cin, H, W, Cout, k, s, p, op = case
-    layer = Conv2DTranspose(Cin, Cout, k, stride=s, padding=p, output_padding=op).to(dtype=np.float64)
+    layer = Conv2DTranspose(Cin, Cout, k, stride=s, padding=p, output_padding=op)
+    layer.to(dtype=np.float64)
     layer.bias.data = rng.normal(size=Cout)
     x = rng.normal(size=(N, Cin, H, W))
     _run_layer_vs_torch(
-        layer, lambda xt, w, b: F.conv_transpose2d(xt, w, b, stride=s, padding=p, output_padding=op),
+        layer,
+        lambda xt, w, b: F.conv_transpose2d(xt, w, b, stride=s, padding=p, output_padding=op),
         x, rng, params=(layer.weight, layer.bias))
 
 
@@ -162,11 +165,12 @@ def test_small_cnn_matches_torch(rng):
     ours = nn.Sequential(Conv2D(1, 4, 3, padding=1), nn.ReLU(), MaxPool2D(2),
                          Conv2D(4, 6, 3, padding=1), nn.ReLU(), MaxPool2D(2), Flatten(),
                          nn.Dense(6 * 3 * 3, 5)).to(dtype=np.float64)
-    ref = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
-                              torch.nn.Conv2d(4, 6, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
-                              torch.nn.Flatten(), torch.nn.Linear(6 * 3 * 3, 5)).double()
+    ref = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.ReLU(),
+                              torch.nn.MaxPool2d(2), torch.nn.Conv2d(4, 6, 3, padding=1),
+                              torch.nn.ReLU(), torch.nn.MaxPool2d(2), torch.nn.Flatten(),
+                              torch.nn.Linear(6 * 3 * 3, 5)).double()
     with torch.no_grad():
-        for (name, p), tp in zip(ours.named_parameters(), ref.parameters()):
+        for (_name, p), tp in zip(ours.named_parameters(), ref.parameters()):
             tp.copy_(torch.from_numpy(p.data))
     x = rng.normal(size=(3, 1, 12, 12))
     y = ours(x)

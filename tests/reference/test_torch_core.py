@@ -87,7 +87,8 @@ def _loss_case(rng, name):
         x, t = rng.normal(scale=3, size=(5, 4)), rng.integers(0, 2, size=(5, 4)).astype(float)
         pw = rng.uniform(0.5, 5, size=4)
         return (nn.BCEWithLogitsLoss(pos_weight=pw), x, t,
-                lambda a, b: F.binary_cross_entropy_with_logits(a, b, pos_weight=torch.from_numpy(pw)))
+                lambda a, b: F.binary_cross_entropy_with_logits(a, b,
+                                                                pos_weight=torch.from_numpy(pw)))
     if name == "xent":
         x, t = rng.normal(size=(2, 7, 5)), rng.integers(0, 5, size=(2, 7))
         return (nn.SoftmaxCrossEntropyLoss(), x, t,
@@ -190,7 +191,8 @@ def test_reduce_lr_on_plateau_matches_torch(rng):
     o = optim.SGD([nn.Parameter(np.zeros(1))], lr=1.0)
     s = optim.ReduceLROnPlateau(o, factor=0.5, patience=2, cooldown=1, min_lr=0.01)
     ot = torch.optim.SGD([T(np.zeros(1))], lr=1.0)
-    st = torch.optim.lr_scheduler.ReduceLROnPlateau(ot, factor=0.5, patience=2, cooldown=1, min_lr=0.01)
+    st = torch.optim.lr_scheduler.ReduceLROnPlateau(ot, factor=0.5, patience=2, cooldown=1,
+                                                    min_lr=0.01)
     for m in metrics:
         s.step(m)
         st.step(m)

@@ -42,7 +42,8 @@ def _pair(L, D, I, H, dtype=torch.float64, dropout=0.0):
             W_ih, W_hh, b = ours.layer_params(k, d)
             W_ih.data[...] = getattr(ref, "weight_ih" + sfx).detach().numpy()
             W_hh.data[...] = getattr(ref, "weight_hh" + sfx).detach().numpy()
-            b.data[...] = (getattr(ref, "bias_ih" + sfx) + getattr(ref, "bias_hh" + sfx)).detach().numpy()
+            b.data[...] = (getattr(ref, "bias_ih" + sfx)
+                           + getattr(ref, "bias_hh" + sfx)).detach().numpy()
     return ours, ref
 
 
@@ -154,7 +155,8 @@ def test_stateful_step_matches_torch_one_token_at_a_time(fused):
 
 
 def test_lstm_cell_matches_torch_over_steps(fused):
-    """T forwards then T backwards in reverse (the context stack) = autograd through torch's cell."""
+    """T forwards then T backwards in reverse (the context stack) = autograd through torch's
+    cell."""
     B, T, I, H = 3, 4, 5, 6
     rng = np.random.default_rng(4)
     torch.manual_seed(1)
