@@ -6,7 +6,8 @@ AdamW / ReduceLROnPlateau / clipping settings, and the same evaluation protocol 
 validation tune teacher-forced from a zero state). Only dropout masks differ (each engine's own
 generator). Early stopping is off so both run the same number of steps.
 
-    python benchmarks/abc_reference_torch.py [--preset cpu] [--steps 3000] [--quick] [--device cpu|gpu]
+    python benchmarks/abc_reference_torch.py [--preset cpu] [--steps 3000] [--quick] \
+        [--device cpu|gpu]
 
 Prints both validation cross-entropies and accuracies, their ratio (goal: nnscratch / torch
 val CE <= 1.02 at equal steps) and the training-time ratio, then one JSON line.
@@ -35,7 +36,8 @@ def torch_model_from(ours, torch, device):
             super().__init__()
             self.embedding = torch.nn.Embedding(cfg.vocab_size, cfg.embedding)
             self.lstm = torch.nn.LSTM(cfg.embedding, cfg.hidden, num_layers=cfg.layers,
-                                      dropout=cfg.dropout if cfg.layers > 1 else 0.0, batch_first=True)
+                                      dropout=cfg.dropout if cfg.layers > 1 else 0.0,
+                                      batch_first=True)
             self.dropout = torch.nn.Dropout(cfg.dropout)
             self.head = torch.nn.Linear(cfg.hidden, cfg.vocab_size)
 
@@ -63,7 +65,7 @@ def torch_model_from(ours, torch, device):
 
 
 def torch_evaluate(model, tunes_ids, torch, device):
-    from apps.char_lm import IGNORE, tune_batches
+    from apps.abc_tunes.data import IGNORE, tune_batches
 
     model.eval()
     nll, correct, n = 0.0, 0, 0
@@ -82,12 +84,13 @@ def torch_evaluate(model, tunes_ids, torch, device):
 
 
 def train_torch(ours_init, hp, train_ids, val_tunes, steps, eval_every, torch, device, log):
-    from apps.char_lm import WindowSampler
+    from apps.abc_tunes.data import WindowSampler
 
     torch.manual_seed(hp["seed"])
     model = torch_model_from(ours_init, torch, device)
     opt = torch.optim.AdamW(model.parameters(), lr=hp["lr"], weight_decay=hp["weight_decay"])
-    plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=hp["lr_patience"],
+    plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5,
+                                                         patience=hp["lr_patience"],
                                                          min_lr=hp["lr"] / 100)
     sampler = WindowSampler(train_ids, hp["batch"], hp["seq"], seed=hp["seed"])
     ce = torch.nn.CrossEntropyLoss()
@@ -129,22 +132,23 @@ def main(argv=None) -> int:
 
     import torch
 
-    import nnscratch as nn
-    from apps import abc_lstm
+    from apps.abc_tunes.data import default_data_path, load_prepared, prepare
+    from apps.abc_tunes.train import PRESETS, Trainer
 
     log = print
     data_dir = args.data_dir
     if data_dir is None:
         data_dir = tempfile.mkdtemp(prefix="abc_ref_")
-        abc_lstm.prepare(args.data or abc_lstm.default_data_path(), data_dir, log)
-    train_text, val_text, vocab = abc_lstm.load_prepared(data_dir)
-    hp = dict(abc_lstm.PRESETS[args.preset], preset=args.preset, seed=args.seed, clip=1.0,
+        prepare(args.data or default_data_path(), data_dir, log)
+    train_text, val_text, vocab = load_prepared(data_dir)
+    hp = dict(PRESETS[args.preset], preset=args.preset, seed=args.seed, clip=1.0,
               patience=10 ** 9, lr_patience=2)
     if args.quick:
         hp.update(batch=16, seq=128)
     run_dir = tempfile.mkdtemp(prefix="abc_ref_run_")
-    ours = abc_lstm.Trainer(run_dir, train_text, val_text, vocab, hp, log=log, data_dir=data_dir)
-    init = abc_lstm.Trainer(tempfile.mkdtemp(), train_text, val_text, vocab, hp, log=log)  # same seed: same init
+    ours = Trainer(run_dir, train_text, val_text, vocab, hp, log=log, data_dir=data_dir)
+    # the same seed gives the same initial weights: a copy for torch to start from
+    init = Trainer(tempfile.mkdtemp(), train_text, val_text, vocab, hp, log=log)
     log(f"preset {args.preset}: {ours.model.num_parameters():,} parameters, {args.steps} steps, "
         f"batch {hp['batch']} x {hp['seq']}, eval every {args.eval_every}")
 
@@ -165,14 +169,16 @@ def main(argv=None) -> int:
         f"({info.get('gpu', 'CPU')}), same data order and initial weights",
         [["nnscratch", f"{ours_val[0]:.4f}", f"{ours_val[1]:.4f}", f"{tokens / ours_time:,.0f}"],
          ["torch", f"{torch_val[0]:.4f}", f"{torch_val[1]:.4f}", f"{tokens / torch_time:,.0f}"],
-         ["ratio", f"{ce_ratio:.4f}", f"{ours_val[1] / torch_val[1]:.4f}", f"time {time_ratio:.3f}"]],
+         ["ratio", f"{ce_ratio:.4f}", f"{ours_val[1] / torch_val[1]:.4f}",
+          f"time {time_ratio:.3f}"]],
         ["engine", "val CE (nats/char)", "val accuracy", "train tokens/s"])
     emit_json({"bench": "abc_lstm_vs_torch", "device": args.device, "preset": args.preset,
                "steps": args.steps, "nnscratch_val_ce": round(ours_val[0], 5),
                "torch_val_ce": round(torch_val[0], 5), "nnscratch_val_acc": round(ours_val[1], 5),
                "torch_val_acc": round(torch_val[1], 5), "ce_ratio": round(ce_ratio, 5),
                "goal_ce_ratio": 1.02, "nnscratch_tokens_per_s": round(tokens / ours_time, 1),
-               "torch_tokens_per_s": round(tokens / torch_time, 1), "time_ratio": round(time_ratio, 4)})
+               "torch_tokens_per_s": round(tokens / torch_time, 1),
+               "time_ratio": round(time_ratio, 4)})
     return 0
 
 

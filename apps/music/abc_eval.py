@@ -20,6 +20,8 @@ import re
 import warnings
 from dataclasses import dataclass
 
+from .abc_text import meter_fraction, normalise_meter
+
 
 @dataclass
 class AbcCheck:
@@ -73,9 +75,7 @@ def bar_durations(text: str) -> list[tuple[float, float | None, str, str]]:
     tuplet notes are scaled by their tuplet's ratio. Empty bars (between ``:|`` and ``[2``) are
     skipped and their barlines merged into the neighbours'.
     """
-    from music21 import abcFormat  # noqa: PLC0415
-
-    from .abc_text import meter_fraction, normalise_meter  # noqa: PLC0415
+    from music21 import abcFormat  # noqa: PLC0415 - music21 imports slowly
 
     # music21's tokenizer drops the '::' barline (and the bar after it); ':|:' means the same.
     text = "\n".join(line if re.match(r"^[A-Za-z]:", line) else line.replace("::", ":|:")

@@ -108,7 +108,8 @@ def read_tunes(path: str) -> list[RawTune]:
             try:
                 abc = json.loads(line)["abc"]
             except (json.JSONDecodeError, KeyError, TypeError) as exc:
-                raise AbcInputError(f"{path}:{lineno + 1}: not a JSON object with an 'abc' field ({exc})") from None
+                raise AbcInputError(f"{path}:{lineno + 1}: not a JSON object with an 'abc' "
+                                    f"field ({exc})") from None
             # The split rule counts 0-based *line numbers* of tunes.jsonl.
             tunes.append(RawTune(f"{path}:{lineno + 1}", lineno, abc))
         if not tunes:

@@ -2,17 +2,20 @@
 ABC that music21 parses and MIDI that mido opens, bad input gets clear errors."""
 from __future__ import annotations
 
+import io
 import json
 import os
-import shutil
+import time
 
 import mido
 import numpy as np
 import pytest
 
-import nnscratch as nn
 from apps import abc_lstm
-from apps.char_lm import MusicRNN, ModelConfig, Vocab, evaluate, sample
+from apps.abc_tunes.data import Vocab, load_prepared, prepare
+from apps.abc_tunes.model import ModelConfig, MusicRNN
+from apps.abc_tunes.sample import sample, sample_tunes
+from apps.abc_tunes.train import Progress, Trainer, bar_position
 from conftest import SHARED_DATA
 
 TUNES = os.path.join(SHARED_DATA, "folk-abc", "tunes.jsonl")
@@ -27,13 +30,13 @@ def slice_dir(tmp_path_factory):
     with open(TUNES, encoding="utf-8") as f:
         lines = [next(f) for _ in range(300)]
     (root / "slice.jsonl").write_text("".join(lines), encoding="utf-8")
-    abc_lstm.prepare(str(root / "slice.jsonl"), str(root / "data"), log=lambda *_: None)
+    prepare(str(root / "slice.jsonl"), str(root / "data"), log=lambda *_: None)
     return root
 
 
 def _trainer(run_dir, data_dir, hp=TINY):
-    train_text, val_text, vocab = abc_lstm.load_prepared(str(data_dir))
-    return abc_lstm.Trainer(str(run_dir), train_text, val_text, vocab, dict(hp), log=lambda *_: None)
+    train_text, val_text, vocab = load_prepared(str(data_dir))
+    return Trainer(str(run_dir), train_text, val_text, vocab, dict(hp), log=lambda *_: None)
 
 
 def test_prepare_writes_split_and_vocab(slice_dir):
@@ -82,9 +85,11 @@ def test_cli_train_resume_and_time_limit(slice_dir, tmp_path):
     assert abc_lstm.main(["train", "--resume", str(out / "last.npz"), "--steps", "9",
                           "--eval-every", "3", "--quiet"]) == 0
     assert json.loads((out / "summary.json").read_text())["steps"] == 9
-    assert abc_lstm.main(["train", "--steps", "100000", "--max-minutes", "0.001", "--eval-every", "1000",
-                          *common[:2], "--out", str(tmp_path / "timed"), *common[4:]]) == 0
-    assert json.loads((tmp_path / "timed" / "summary.json").read_text())["stop_reason"] == "time limit"
+    assert abc_lstm.main(["train", "--steps", "100000", "--max-minutes", "0.001",
+                          "--eval-every", "1000", *common[:2], "--out", str(tmp_path / "timed"),
+                          *common[4:]]) == 0
+    timed = json.loads((tmp_path / "timed" / "summary.json").read_text())
+    assert timed["stop_reason"] == "time limit"
 
 
 def test_sampling_writes_parseable_abc_and_midi(tmp_path):
@@ -94,19 +99,20 @@ def test_sampling_writes_parseable_abc_and_midi(tmp_path):
              "X:1\nM:3/4\nL:1/8\nK:Am\nA2 B2 c2|e4 d2|c2 B2 A2|E6|\n"] * 4
     (tmp_path / "simple.abc").write_text("\n".join(tunes))
     data = tmp_path / "data"
-    abc_lstm.prepare(str(tmp_path / "simple.abc"), str(data), log=lambda *_: None)
+    prepare(str(tmp_path / "simple.abc"), str(data), log=lambda *_: None)
     hp = dict(TINY, embedding=16, hidden=64, batch=16, seq=48, lr=1e-2, dropout=0.0)
     t = _trainer(tmp_path / "run", data, hp)
     t.run(max_steps=250, max_minutes=None, eval_every=250, progress=False)
-    report = abc_lstm.sample_tunes(str(tmp_path / "run" / "best.npz"), str(tmp_path / "s"), n=4,
-                                   temperature=0.5, prime="X:1\n", seed=3, log=lambda *_: None)
+    report = sample_tunes(str(tmp_path / "run" / "best.npz"), str(tmp_path / "s"), n=4,
+                          temperature=0.5, prime="X:1\n", seed=3, log=lambda *_: None)
     text = (tmp_path / "s" / "samples.abc").read_text()
     assert text.count("X:1") == 4
     assert report["valid_share"] >= 0.5, text
     assert report["midi"], text
     for path in report["midi"]:
         midi = mido.MidiFile(path)
-        assert sum(1 for tr in midi.tracks for m in tr if m.type == "note_on" and m.velocity > 0) >= 8
+        notes = sum(1 for tr in midi.tracks for m in tr if m.type == "note_on" and m.velocity > 0)
+        assert notes >= 8
 
 
 def test_prime_with_unseen_characters_warns(slice_dir):
@@ -123,7 +129,8 @@ def test_bad_data_gives_clear_errors(tmp_path, capsys):
     (tmp_path / "latin1.abc").write_bytes(b"X:1\nT:Caf\xe9\nK:G\nGAB|\n")
     for name, message in (("empty.abc", "empty"), ("prose.abc", "no ABC tune found"),
                           ("latin1.abc", "not UTF-8")):
-        rc = abc_lstm.main(["prepare", "--data", str(tmp_path / name), "--out", str(tmp_path / "o")])
+        rc = abc_lstm.main(["prepare", "--data", str(tmp_path / name),
+                            "--out", str(tmp_path / "o")])
         assert rc == 2
         assert message in capsys.readouterr().err
     rc = abc_lstm.main(["sample", "--checkpoint", str(tmp_path / "missing.npz")])
@@ -148,3 +155,40 @@ def test_main_job_trains_then_samples_into_one_run_folder(slice_dir, tmp_path):
     assert summary["samples"]["n"] == 3
     assert (out / "samples.abc").read_text().count("X:1") == 3
     assert {"metrics.csv", "curves.png", "best.npz", "last.npz"} <= set(os.listdir(out))
+
+
+def test_progress_counts_towards_the_time_budget():
+    """With --max-minutes the bar stands at the larger share done (time or steps) of the budget,
+    so its ETA is the budget's remaining time, not that of the main job's 100,000-step cap."""
+    assert bar_position(step=40, elapsed_s=999.0, max_steps=3000) == 40  # no budget: steps
+    budget = 15 * 60.0
+    at = bar_position(step=300, elapsed_s=300.0, max_steps=100_000, budget_s=budget)
+    assert at == pytest.approx(300.0)  # a third of the budget spent: a third of the bar
+    assert bar_position(10, 0.0, 20, budget_s=budget) == pytest.approx(budget / 2)  # steps lead
+    # a resumed run counts the steps it has left, from where it resumed
+    assert bar_position(15, 0.0, 20, start_step=10, budget_s=budget) == pytest.approx(budget / 2)
+    assert bar_position(5, 2000.0, 10, budget_s=budget) == budget  # never past the end
+    # the bar itself: 300 s into a 15-minute budget it reads 33 %, 300/900 s, with the step count
+    shown = io.StringIO()
+    timed = Progress(100_000, 0, budget, t0=time.monotonic() - 300.0, file=shown)
+    timed.update(300, loss=2.5, acc=0.4, tokens_per_s=8000.0, lr=2e-3)
+    timed.close()
+    assert timed.bar.total == budget and " 33%|" in shown.getvalue()
+    assert "300/900 s" in shown.getvalue() and "step=300" in shown.getvalue()
+    stepped = Progress(3000, 250, None, t0=time.monotonic(), enabled=False)
+    assert stepped.bar.total == 3000 and stepped.bar.n == 250
+    stepped.close()
+
+
+@pytest.mark.parametrize("flag,value", [("--temperature", "0"), ("--temperature", "-1"),
+                                        ("--temperature", "nan"), ("--temperature", "inf"),
+                                        ("--n", "0"), ("--max-chars", "-5"), ("--n", "two")])
+def test_bad_sampling_arguments_are_refused_by_argparse(flag, value, capsys):
+    with pytest.raises(SystemExit) as e:
+        abc_lstm.main(["sample", "--checkpoint", "x.npz", flag, value])
+    assert e.value.code == 2 and f"argument {flag}" in capsys.readouterr().err
+
+
+def test_bad_prime_is_a_usage_error(tmp_path, capsys):
+    rc = abc_lstm.main(["sample", "--checkpoint", str(tmp_path / "x.npz"), "--prime", "X:1\\"])
+    assert rc == 2 and "--prime" in capsys.readouterr().err

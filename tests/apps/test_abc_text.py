@@ -4,12 +4,19 @@ from __future__ import annotations
 import json
 import os
 
+import mido
 import pytest
 
-from apps.music.abc_eval import bar_durations, check_abc
+from apps.music.abc_eval import abc_to_midi, bar_durations, check_abc
 from apps.music.abc_text import (
-    AbcInputError, canonical_tune, join_tunes, normalise_key, normalise_meter, prepare_corpus,
-    read_tunes, split_generated,
+    AbcInputError,
+    canonical_tune,
+    join_tunes,
+    normalise_key,
+    normalise_meter,
+    prepare_corpus,
+    read_tunes,
+    split_generated,
 )
 from conftest import SHARED_DATA
 
@@ -18,7 +25,8 @@ TUNES = os.path.join(SHARED_DATA, "folk-abc", "tunes.jsonl")
 
 def test_header_is_canonical_and_other_fields_dropped():
     abc = ("X: 129\nT:Micky (h'pipe)\nB:CRE1.214\nQ:150\nM: C|\nR:hornpipe\n% a comment\n"
-           "K:D Mixolydian % a key comment\nfe|dBAB \"G\"defe|\"^Segno\"dB\"4\"AB defg|\nw: some lyrics\n"
+           "K:D Mixolydian % a key comment\nfe|dBAB \"G\"defe|\"^Segno\"dB\"4\"AB defg|\n"
+           "w: some lyrics\n"
            "P:B\nafbf afdf|]\n")
     assert canonical_tune(abc) == ('X:1\nM:2/2\nL:1/8\nK:DMix\nfe|dBAB "G"defe|dBAB defg|\n'
                                    "afbf afdf|]\n")
@@ -40,9 +48,9 @@ def test_mit_trailing_bang_removed_but_decorations_kept():
     assert canonical_tune(abc) == "X:1\nM:2/2\nL:1/8\nK:DMix\nAG|F2FA !trill!GFD2|\nfg|agfa gfeg|\n"
 
 
-@pytest.mark.parametrize("raw,expected", [("G Major", "G"), ("E Minor", "Em"), ("Em", "Em"),
-                                          ("ADor", "ADor"), ("A dorian", "ADor"), ("Glyd", "GLyd"),
-                                          ("Dmix % one sharp", "DMix"), ("Bb", "Bb"), ("F#m", "F#m")])
+@pytest.mark.parametrize("raw,expected", [
+    ("G Major", "G"), ("E Minor", "Em"), ("Em", "Em"), ("ADor", "ADor"), ("A dorian", "ADor"),
+    ("Glyd", "GLyd"), ("Dmix % one sharp", "DMix"), ("Bb", "Bb"), ("F#m", "F#m")])
 def test_key_spellings(raw, expected):
     assert normalise_key(raw) == expected
 
@@ -71,7 +79,8 @@ def test_split_is_deterministic_on_the_real_data():
 
 
 def test_abc_file_and_directory_inputs(tmp_path):
-    (tmp_path / "a.abc").write_text("%abc-2.1\nX:1\nT:A\nM:3/4\nK:G\nGAB|cde|\n\nX:2\nT:B\nK:D\nDEF|\n")
+    (tmp_path / "a.abc").write_text("%abc-2.1\nX:1\nT:A\nM:3/4\nK:G\nGAB|cde|\n\n"
+                                    "X:2\nT:B\nK:D\nDEF|\n")
     sub = tmp_path / "more"
     sub.mkdir()
     (sub / "b.abc").write_text("X:7\nM:6/8\nL:1/8\nK:Em\nEFG ABc|\n")
@@ -90,7 +99,8 @@ def test_bad_inputs_give_clear_errors(tmp_path):
         read_tunes(str(prose))
     binary = tmp_path / "latin1.abc"
     binary.write_bytes("X:1\nT:Caf\xe9\nK:G\nGAB|\n".encode("latin-1"))
-    with pytest.raises(AbcInputError, match=r"not UTF-8 text \(invalid byte 0xe9 at byte \d+, line 2\)"):
+    with pytest.raises(AbcInputError,
+                       match=r"not UTF-8 text \(invalid byte 0xe9 at byte \d+, line 2\)"):
         read_tunes(str(binary))
     with pytest.raises(AbcInputError, match="no such file"):
         read_tunes(str(tmp_path / "missing.abc"))
@@ -105,7 +115,8 @@ def test_bad_inputs_give_clear_errors(tmp_path):
 
 
 def test_generated_text_is_split_into_tunes():
-    text = join_tunes(["X:1\nM:4/4\nL:1/8\nK:G\nGABc|\n", "X:1\nM:6/8\nL:1/8\nK:D\nDEF|\n"]) + "\ngarbage\n"
+    text = join_tunes(["X:1\nM:4/4\nL:1/8\nK:G\nGABc|\n",
+                       "X:1\nM:6/8\nL:1/8\nK:D\nDEF|\n"]) + "\ngarbage\n"
     assert len(split_generated(text)) == 2
 
 
@@ -124,18 +135,20 @@ def test_bar_durations_handle_tuplets_graces_and_double_colon():
     assert [b[0] for b in bars] == [2.0, 2.0, 2.0]
 
 
+def _note_ons(path):
+    return [m for tr in mido.MidiFile(path).tracks for m in tr
+            if m.type == "note_on" and m.velocity]
+
+
 def test_midi_export_plays_unpaired_repeats_once(tmp_path):
     """music21 refuses to expand a ``|:`` never closed after a repeated section; we still write
     the MIDI file, each section once, and say so."""
-    import mido
-
-    from apps.music.abc_eval import abc_to_midi
-
     tune = "X:1\nM:2/4\nL:1/8\nK:G\nGABc|d2B2:|\n|:cBAG|FGA2|]\n"
     messages = []
     path = abc_to_midi(tune, str(tmp_path / "t.mid"), log=messages.append)
-    notes = [m for tr in mido.MidiFile(path).tracks for m in tr if m.type == "note_on" and m.velocity]
+    notes = _note_ons(path)
     assert len(notes) == 6 + 7 and messages and "repeats played once" in messages[0]
-    good = abc_to_midi("X:1\nM:2/4\nL:1/8\nK:G\n|:GABc|d2B2:|cBAG|FGA2|]\n", str(tmp_path / "g.mid"))
-    notes = [m for tr in mido.MidiFile(good).tracks for m in tr if m.type == "note_on" and m.velocity]
+    good = abc_to_midi("X:1\nM:2/4\nL:1/8\nK:G\n|:GABc|d2B2:|cBAG|FGA2|]\n",
+                       str(tmp_path / "g.mid"))
+    notes = _note_ons(good)
     assert len(notes) == 2 * 6 + 7  # paired repeats are still expanded

@@ -1,0 +1,14 @@
+"""The ABC tune app (the project's main job): a character LSTM on folk tunes in ABC notation;
+entry: apps/abc_lstm.py.
+
+    data.py    tunes.jsonl / .abc -> prepared text (train.txt, val.txt) + Vocab; training
+               windows (WindowSampler) and validation batches (tune_batches)
+    model.py   ModelConfig and MusicRNN: Embedding -> LSTM stack -> Dropout -> Dense
+    train.py   presets, the validation score, the progress bar, the Trainer (exact resume),
+               the `train` and `run` commands
+    sample.py  load_model, temperature sampling, samples.abc + MIDI with validity checks;
+               the `sample` command
+
+The path of the data: tunes.jsonl -> prepared text -> windows -> model -> checkpoint (best.npz)
+-> sampled tunes -> samples.abc, sample_NN.mid.
+"""

@@ -1,0 +1,124 @@
+"""Sampling tunes from a trained MusicRNN and judging them: samples.abc, one MIDI file per valid
+tune, and the share of tunes that music21 parses and whose bars fit their meter.
+
+    checkpoint --load_model--> MusicRNN + Vocab --sample--> n tunes (text)
+               --check_abc / abc_to_midi--> samples.abc, sample_01.mid, ... and a report
+"""
+from __future__ import annotations
+
+import codecs
+import os
+import warnings
+
+import numpy as np
+
+import nnscratch as nn
+from apps.common.errors import UsageError
+from apps.music.abc_eval import abc_to_midi, check_abc
+
+from .data import Vocab
+from .model import ModelConfig, MusicRNN
+
+
+def load_model(checkpoint: str) -> tuple[MusicRNN, Vocab, nn.serialization.Checkpoint]:
+    """The model, its vocabulary and the loaded checkpoint (config, extra) of a best/last.npz."""
+    ck = nn.load_checkpoint(checkpoint)
+    if "model" not in ck.config or "vocab" not in ck.config:
+        raise nn.CheckpointError(f"{checkpoint}: not an ABC LSTM checkpoint "
+                                 "(no model/vocab config)")
+    model = MusicRNN(ModelConfig(**ck.config["model"]))
+    nn.load_checkpoint(checkpoint, model)
+    return model, Vocab.from_json(ck.config["vocab"]), ck
+
+
+def sample(model: MusicRNN, vocab: Vocab, prime: str, n: int, temperature: float = 0.8,
+           max_chars: int = 1500, stop: str = "\n\n", seed: int = 0) -> list[str]:
+    """``n`` independent continuations of ``prime`` (one batch row each), stopped at ``stop``.
+
+    The prime runs through the model as one (n, len(prime)) batch; then each step feeds the
+    sampled ids (n,) back and draws from softmax(logits / temperature), (n, V). Characters the
+    model never saw in ``prime`` map to <unk> with a warning.
+    """
+    if not temperature > 0:
+        raise UsageError(f"temperature must be positive, got {temperature}")
+    if not prime:
+        raise UsageError("the prime must hold at least one character")
+    ids, n_unk = vocab.encode(prime)
+    if n_unk:
+        unknown = sorted({c for c in prime if c not in vocab.stoi})
+        warnings.warn(f"the prime holds {n_unk} character(s) the model never saw ({unknown!r}); "
+                      "they are read as <unk>", stacklevel=2)
+    xp = nn.backend.xp_for()
+    rng = np.random.default_rng(seed)
+    model.eval()
+    out = [[] for _ in range(n)]
+    prev = [prime[-1]] * n          # the stop sequence is two characters: "\n\n"
+    done = np.zeros(n, dtype=bool)
+    with nn.no_grad():
+        logits, state = model(xp.asarray(np.tile(ids, (n, 1))))
+        last = logits[:, -1]
+        for _ in range(max_chars):
+            # softmax(logits / T) on the host in float64; <unk> (id 0) is never emitted
+            p = nn.to_cpu(nn.functions.softmax(last.astype(np.float64) / temperature, axis=-1))
+            p[:, 0] = 0.0
+            p /= p.sum(axis=1, keepdims=True)
+            u = rng.random((n, 1))
+            nxt = np.minimum((p.cumsum(axis=1) < u).sum(axis=1), p.shape[1] - 1)  # inverse CDF
+            for r in np.flatnonzero(~done):
+                ch = vocab.itos[nxt[r]]
+                out[r].append(ch)
+                if prev[r] + ch == stop:
+                    done[r] = True
+                prev[r] = ch
+            if done.all():
+                break
+            last, state = model.step(xp.asarray(nxt.astype(np.int32)), state)
+    return [(prime + "".join(o)).rstrip("\n") + "\n" for o in out]
+
+
+def sample_tunes(checkpoint: str, out_dir: str, n: int, temperature: float, prime: str,
+                 seed: int, max_chars: int = 1500, log=print) -> dict:
+    """Sample ``n`` tunes; write samples.abc and one MIDI per valid tune; report validity."""
+    model, vocab, _ = load_model(checkpoint)
+    tunes = sample(model, vocab, prime, n, temperature=temperature, max_chars=max_chars,
+                   seed=seed)
+    os.makedirs(out_dir, exist_ok=True)
+    abc_path = os.path.join(out_dir, "samples.abc")
+    with open(abc_path, "w", encoding="utf-8") as f:
+        f.write("\n".join(tunes))
+    checks, midi = [], []
+    for i, tune in enumerate(tunes, 1):
+        c = check_abc(tune)
+        checks.append(c)
+        if c.valid:
+            try:
+                midi.append(abc_to_midi(tune, os.path.join(out_dir, f"sample_{i:02d}.mid"),
+                                        log=log))
+            except Exception as exc:  # music21 parsed it but could not write MIDI
+                log(f"tune {i}: MIDI export failed: {exc}")
+        meter = "bars fit the meter" if c.fits_meter else f"{c.bad_bars} bar(s) off the meter"
+        log(f"--- tune {i}: {'valid' if c.valid else 'INVALID'} ABC, {meter}, "
+            f"{c.n_notes} notes\n{tune}")
+    report = {"checkpoint": checkpoint, "n": n, "temperature": temperature, "seed": seed,
+              "prime": prime, "valid_share": sum(c.valid for c in checks) / n,
+              "meter_fit_share": sum(c.fits_meter for c in checks) / n,
+              "abc": abc_path, "midi": midi}
+    log(f"{report['valid_share']:.0%} of {n} tunes parse as valid ABC; "
+        f"{report['meter_fit_share']:.0%} have bars that fit the meter; wrote {abc_path} and "
+        f"{len(midi)} MIDI file(s)")
+    return report
+
+
+def decode_prime(text: str) -> str:
+    r"""The --prime value with its escapes read (``X:1\nK:D\n`` -> two lines)."""
+    try:
+        return codecs.decode(text, "unicode_escape")
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"--prime {text!r}: bad escape sequence ({exc.reason})") from None
+
+
+def sample_cmd(args) -> None:
+    """The ``sample`` command: tunes into --out (default: the checkpoint's folder)."""
+    out = args.out or os.path.dirname(os.path.abspath(args.checkpoint))
+    sample_tunes(args.checkpoint, out, args.n, args.temperature, decode_prime(args.prime),
+                 args.seed, args.max_chars)
