@@ -17,16 +17,34 @@ from hypothesis import strategies as st
 
 from apps.audio import fsdd
 from apps.audio.features import (
-    FeatureConfig, Standardizer, extract, extract_many, fit_frames, hop_length_for,
+    FeatureConfig,
+    Standardizer,
+    extract,
+    extract_many,
+    fit_frames,
+    hop_length_for,
 )
 from apps.audio.fft import dft_naive, fft_radix2, ifft_radix2, next_power_of_two
 from apps.audio.mel import (
-    db_to_power, hz_to_mel, mel_filterbank, mel_frequencies, mel_to_hz, melspectrogram, power_to_db,
+    db_to_power,
+    hz_to_mel,
+    mel_filterbank,
+    mel_frequencies,
+    mel_to_hz,
+    melspectrogram,
+    power_to_db,
 )
 from apps.audio.mfcc import dct_matrix, inverse_mfcc, mfcc
 from apps.audio.stft import istft, n_frames, stft
 from apps.audio.wav import (
-    AudioError, check_not_silent, load_clip, pad_or_trim, read_wav, resample, trim_silence, write_wav,
+    AudioError,
+    check_not_silent,
+    load_clip,
+    pad_or_trim,
+    read_wav,
+    resample,
+    trim_silence,
+    write_wav,
 )
 from conftest import SHARED_DATA
 
@@ -42,8 +60,8 @@ def _rel_close(ours, ref, rtol=REL, name="value"):
     """|ours - ref| <= rtol * |ref| + rtol * 1e-6 * max|ref| (a floor for the near-zero entries)."""
     ours, ref = np.asarray(ours), np.asarray(ref)
     assert ours.shape == ref.shape, f"{name}: shape {ours.shape} vs librosa {ref.shape}"
-    np.testing.assert_allclose(ours, ref, rtol=rtol, atol=rtol * 1e-6 * float(np.abs(ref).max() or 1),
-                               err_msg=name)
+    np.testing.assert_allclose(ours, ref, rtol=rtol,
+                               atol=rtol * 1e-6 * float(np.abs(ref).max() or 1), err_msg=name)
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +93,8 @@ def test_fft_radix2_matches_numpy(n):
 def test_fft_radix2_batched_real_inputs(log_n, batch, seed):
     x = np.random.default_rng(seed).uniform(-1, 1, size=(batch, 2 ** log_n))
     ref = np.fft.fft(x, axis=-1)
-    np.testing.assert_allclose(fft_radix2(x), ref, rtol=1e-9, atol=1e-9 * max(1.0, np.abs(ref).max()))
+    np.testing.assert_allclose(fft_radix2(x), ref, rtol=1e-9,
+                               atol=1e-9 * max(1.0, np.abs(ref).max()))
 
 
 def test_dft_definition_and_radix2_errors():
@@ -89,7 +108,8 @@ def test_dft_definition_and_radix2_errors():
 # ----------------------------------------------------------------------------------------------
 # STFT
 # ----------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("n_fft,hop,win", [(512, 81, None), (256, 64, 200), (2048, 512, None), (255, 50, None)])
+@pytest.mark.parametrize("n_fft,hop,win", [(512, 81, None), (256, 64, 200), (2048, 512, None),
+                                           (255, 50, None)])
 def test_stft_matches_librosa(speech, n_fft, hop, win):
     y, _ = speech
     X = stft(y, n_fft=n_fft, hop_length=hop, win_length=win)
@@ -119,7 +139,8 @@ def test_mel_scale_matches_librosa(htk):
     _rel_close(hz_to_mel(f, htk), librosa.hz_to_mel(f, htk=htk), name="hz_to_mel")
     m = hz_to_mel(f, htk)
     _rel_close(mel_to_hz(m, htk), f, rtol=1e-12, name="round trip")
-    _rel_close(mel_frequencies(40, 0, 4000, htk), librosa.mel_frequencies(40, fmin=0, fmax=4000, htk=htk))
+    _rel_close(mel_frequencies(40, 0, 4000, htk),
+               librosa.mel_frequencies(40, fmin=0, fmax=4000, htk=htk))
     if not htk:  # Slaney: linear below 1 kHz (3 f / 200), 15 mels at 1 kHz
         assert hz_to_mel(600.0) == pytest.approx(9.0) and hz_to_mel(1000.0) == pytest.approx(15.0)
 
@@ -148,14 +169,15 @@ def test_mel_filterbank_warns_on_empty_filters():
 def test_melspectrogram_matches_librosa(speech, n_mels, hop, htk):
     y, sr = speech
     S = melspectrogram(y, sr=sr, n_fft=512, hop_length=hop, n_mels=n_mels, htk=htk)
-    ref = librosa.feature.melspectrogram(y=y, sr=sr, n_fft=512, hop_length=hop, n_mels=n_mels, htk=htk)
+    ref = librosa.feature.melspectrogram(y=y, sr=sr, n_fft=512, hop_length=hop, n_mels=n_mels,
+                                         htk=htk)
     _rel_close(S, ref, name="melspectrogram")
     P = np.abs(stft(y, n_fft=512, hop_length=hop)) ** 2  # from a power spectrogram too
     _rel_close(melspectrogram(S=P, sr=sr, n_mels=n_mels, htk=htk), ref, name="from S")
 
 
-@pytest.mark.parametrize("ref,amin,top_db", [(1.0, 1e-10, 80.0), (np.max, 1e-10, 80.0), (np.max, 1e-5, None),
-                                             (2.5, 1e-10, 40.0)])
+@pytest.mark.parametrize("ref,amin,top_db", [(1.0, 1e-10, 80.0), (np.max, 1e-10, 80.0),
+                                             (np.max, 1e-5, None), (2.5, 1e-10, 40.0)])
 def test_power_to_db_matches_librosa(speech, ref, amin, top_db):
     y, sr = speech
     S = librosa.feature.melspectrogram(y=y, sr=sr, n_fft=512, hop_length=81, n_mels=50)
@@ -229,7 +251,8 @@ def test_extract_shapes(speech, kind, height, mode):
     assert X.shape == (height, 50) == cfg.shape and X.dtype == np.float32
     assert np.all(np.isfinite(X))
     if kind == "mel":
-        assert X.max() == pytest.approx(0.0, abs=1e-5) and X.min() >= -80.0 - 1e-4  # dB re max, top_db 80
+        # dB relative to the maximum, top_db 80
+        assert X.max() == pytest.approx(0.0, abs=1e-5) and X.min() >= -80.0 - 1e-4
     short = extract(np.random.default_rng(0).normal(size=900).astype(np.float32) * 0.1, cfg)
     assert short.shape == cfg.shape
 

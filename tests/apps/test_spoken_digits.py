@@ -16,8 +16,13 @@ import soundfile as sf
 
 from apps import spoken_digits as sd
 from apps.audio import fsdd
-from apps.audio.features import FeatureConfig
+from apps.audio.features import FeatureConfig, Standardizer
 from apps.audio.wav import resample
+from apps.digits import train as digits_train
+from apps.digits.data import DIGITS, load_dataset
+from apps.digits.evaluate import confusion_matrix, error_distances
+from apps.digits.model import HParams, build_model, load_model, predict_proba, save_model
+from apps.digits.train import train_model
 from conftest import SHARED_DATA
 
 FSDD = os.path.join(SHARED_DATA, "fsdd")
@@ -31,17 +36,18 @@ PNG = b"\x89PNG\r\n\x1a\n"
 @pytest.fixture(scope="module")
 def small_ds():
     """Recordings with index < 8 of every speaker and digit: 480 files."""
-    return sd.load_dataset(FSDD, FeatureConfig(), limit_per_class=8, progress=False, log=lambda *a: None)
+    return load_dataset(FSDD, FeatureConfig(), limit_per_class=8, progress=False,
+                        log=lambda *a: None)
 
 
 @pytest.mark.parametrize("model", ["cnn", "mlp"])
 def test_a_few_training_steps_lower_the_loss(small_ds, model):
     train_idx, _ = fsdd.official_split(small_ds.recs)
-    hp = sd.HParams(model=model, channels=(4, 8), dense=32, hidden=(64,), epochs=5, lr=3e-3, batch_size=32,
-                    dropout=0.1)
-    norm = sd.Standardizer(hp.norm).fit(small_ds.X[train_idx])
-    _, history = sd.train_model(hp, norm.transform(small_ds.X[train_idx]), small_ds.digits[train_idx], 10,
-                                progress=False, log=None)
+    hp = HParams(model=model, channels=(4, 8), dense=32, hidden=(64,), epochs=5, lr=3e-3,
+                 batch_size=32, dropout=0.1)
+    norm = Standardizer(hp.norm).fit(small_ds.X[train_idx])
+    _, history = train_model(hp, norm.transform(small_ds.X[train_idx]),
+                             small_ds.digits[train_idx], 10, progress=False, log=None)
     losses = [h["loss"] for h in history]
     assert losses[-1] < 0.7 * losses[0], losses
     assert history[-1]["train_acc"] > 0.25  # chance: 0.1
@@ -49,7 +55,8 @@ def test_a_few_training_steps_lower_the_loss(small_ds, model):
 
 def test_train_cli_writes_summary_png_and_checkpoint(tmp_path, capsys):
     out = tmp_path / "run"
-    rc = sd.main(["train", "--limit", "8", "--epochs", "3", "--lr", "3e-3", "--out", str(out), *TINY])
+    rc = sd.main(["train", "--limit", "8", "--epochs", "3", "--lr", "3e-3", "--out", str(out),
+                  *TINY])
     assert rc == 0
     text = capsys.readouterr().out
     assert "official split test accuracy" in text and "per-speaker accuracy" in text
@@ -63,10 +70,10 @@ def test_train_cli_writes_summary_png_and_checkpoint(tmp_path, capsys):
     for name in ("confusion.png", "training.png"):
         assert (out / name).read_bytes()[:8] == PNG
     # the checkpoint reloads to the same predictions
-    model, hp, cfg, norm, config = sd.load_model(str(out / "model.npz"))
-    assert config["classes"] == sd.DIGITS and cfg == FeatureConfig()
-    ds = sd.load_dataset(FSDD, cfg, limit_per_class=5, progress=False, log=lambda *a: None)
-    pred = sd.predict_proba(model, hp, norm.transform(ds.X)).argmax(1)
+    model, hp, cfg, norm, config = load_model(str(out / "model.npz"))
+    assert config["classes"] == DIGITS and cfg == FeatureConfig()
+    ds = load_dataset(FSDD, cfg, limit_per_class=5, progress=False, log=lambda *a: None)
+    pred = predict_proba(model, hp, norm.transform(ds.X)).argmax(1)
     assert float((pred == ds.digits).mean()) == pytest.approx(test["accuracy"], abs=1e-4)
 
     # evaluate: the same accuracy from the checkpoint alone
@@ -86,15 +93,15 @@ def test_train_cli_writes_summary_png_and_checkpoint(tmp_path, capsys):
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[0].startswith(f"{user}: digit ") and "p = " in lines[0]
     ranking = json.loads(lines[-1])[0]["ranking"]
-    assert len(ranking) == 3 and all(c in sd.DIGITS for c, _ in ranking)
+    assert len(ranking) == 3 and all(c in DIGITS for c, _ in ranking)
     assert ranking[0][1] >= ranking[1][1] >= ranking[2][1]
 
 
 def test_predict_bad_inputs_give_clear_errors(tmp_path, capsys, small_ds):
-    hp = sd.HParams(model="mlp", hidden=(8,), epochs=1)
-    norm = sd.Standardizer().fit(small_ds.X)
-    model = sd.build_model(hp, small_ds.cfg.shape, 10)
-    ckpt = sd.save_model(str(tmp_path / "m.npz"), model, hp, small_ds.cfg, norm, "digit", sd.DIGITS)
+    hp = HParams(model="mlp", hidden=(8,), epochs=1)
+    norm = Standardizer().fit(small_ds.X)
+    model = build_model(hp, small_ds.cfg.shape, 10)
+    ckpt = save_model(str(tmp_path / "m.npz"), model, hp, small_ds.cfg, norm, "digit", DIGITS)
     sr = 8000
     tone = 0.3 * np.sin(2 * np.pi * 200 * np.arange(sr) / sr)
     cases = {
@@ -113,23 +120,30 @@ def test_predict_bad_inputs_give_clear_errors(tmp_path, capsys, small_ds):
         err = capsys.readouterr().err
         assert rc == 2 and pattern in err and name in err, (name, err)
     # --downmix accepts the stereo file
-    assert sd.main(["predict", str(tmp_path / "stereo.wav"), "--checkpoint", ckpt, "--downmix"]) == 0
+    assert sd.main(["predict", str(tmp_path / "stereo.wav"), "--checkpoint", ckpt,
+                    "--downmix"]) == 0
 
 
-def test_cli_argument_and_data_errors(tmp_path, monkeypatch):
+def test_cli_argument_and_data_errors(tmp_path, monkeypatch, capsys):
+    # bad values are argparse errors (exit 2); bad data and combinations are 'error: ...' and 2
     with pytest.raises(SystemExit):
         sd.main(["train", "--epochs", "0", "--out", str(tmp_path)])
     with pytest.raises(SystemExit):
         sd.main(["train", "--cv", "1", "--out", str(tmp_path)])
     with pytest.raises(SystemExit):
         sd.main(["train", "--model", "rnn"])
-    with pytest.raises(FileNotFoundError, match="NNSCRATCH_DATA_FSDD"):
-        sd.main(["train", "--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "o"), "--no-progress"])
-    with pytest.raises(SystemExit, match="speaker identification"):
-        sd.main(["speakers", "--split", "loso", "--out", str(tmp_path / "o2"), *TINY])
+    capsys.readouterr()
+    assert sd.main(["train", "--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "o"),
+                    "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "NNSCRATCH_DATA_FSDD" in err, err
+    assert sd.main(["speakers", "--split", "loso", "--out", str(tmp_path / "o2"), *TINY]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "speaker identification" in err, err
     monkeypatch.chdir(tmp_path)  # no runs/ here: predict without --checkpoint has nothing to use
-    with pytest.raises(SystemExit, match="train"):
-        sd.main(["predict", "x.wav"])
+    assert sd.main(["predict", "x.wav"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "train" in err, err
 
 
 def test_data_path_from_environment_variable(tmp_path, monkeypatch):
@@ -140,7 +154,8 @@ def test_data_path_from_environment_variable(tmp_path, monkeypatch):
     assert rc == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["task"] == "speaker" and summary["data"] == FSDD
-    assert len(summary["test"]["confusion"]) == 6 and "error_distance_percent" not in summary["test"]
+    assert len(summary["test"]["confusion"]) == 6
+    assert "error_distance_percent" not in summary["test"]
 
 
 def test_loso_and_cv_on_a_tiny_slice(tmp_path):
@@ -152,7 +167,8 @@ def test_loso_and_cv_on_a_tiny_slice(tmp_path):
     assert vote["folds"] == 2 and len(vote["per_speaker_accuracy"]) == 6
     assert len(loso["per_speaker_accuracy"]) == 6
     assert loso["worst"] == min(loso["per_speaker_accuracy"].values())
-    assert loso["mean"] == pytest.approx(np.mean(list(loso["per_speaker_accuracy"].values())), abs=1e-4)
+    assert loso["mean"] == pytest.approx(np.mean(list(loso["per_speaker_accuracy"].values())),
+                                         abs=1e-4)
     assert len(list(out.glob("model_without_*.npz"))) == 6
     out = tmp_path / "cv"
     assert sd.main(["train", "--cv", "2", "--model", "mlp", "--limit", "9", "--epochs", "1",
@@ -162,10 +178,10 @@ def test_loso_and_cv_on_a_tiny_slice(tmp_path):
 
 
 def test_grid_search_on_a_tiny_slice(tmp_path, monkeypatch):
-    monkeypatch.setattr(sd, "GRID", {"lr": [1e-3, 3e-3], "dropout": [0.1]})
+    monkeypatch.setattr(digits_train, "GRID", {"lr": [1e-3, 3e-3], "dropout": [0.1]})
     out = tmp_path / "grid"
-    assert sd.main(["train", "--grid", "--cv", "2", "--model", "mlp", "--limit", "9", "--epochs", "1",
-                    "--out", str(out), *TINY]) == 0
+    assert sd.main(["train", "--grid", "--cv", "2", "--model", "mlp", "--limit", "9",
+                    "--epochs", "1", "--out", str(out), *TINY]) == 0
     summary = json.loads((out / "summary.json").read_text())
     assert len(summary["grid"]["results"]) == 2
     assert summary["hparams"]["lr"] == summary["grid"]["best"]["lr"]
@@ -174,8 +190,8 @@ def test_grid_search_on_a_tiny_slice(tmp_path, monkeypatch):
 def test_error_distances_and_confusion():
     y_true = np.array([0, 1, 2, 3, 9])
     y_pred = np.array([0, 2, 0, 3, 0])
-    assert sd.confusion_matrix(y_true, y_pred, 10).sum() == 5
-    d = sd.error_distances(y_true, y_pred, 10)
+    assert confusion_matrix(y_true, y_pred, 10).sum() == 5
+    d = error_distances(y_true, y_pred, 10)
     assert d["1"] == pytest.approx(100 / 3, abs=0.01) and d["2"] == pytest.approx(100 / 3, abs=0.01)
     assert d["9"] == pytest.approx(100 / 3, abs=0.01)
 
@@ -184,5 +200,6 @@ def test_error_distances_and_confusion():
 def test_full_official_split_cnn_reaches_98_percent(tmp_path):
     """The acceptance figure (several minutes on 2 cores): CNN, official split, >= 98%."""
     out = tmp_path / "full"
-    assert sd.main(["train", "--epochs", "20", "--out", str(out), "--no-progress", "--data", FSDD]) == 0
+    assert sd.main(["train", "--epochs", "20", "--out", str(out), "--no-progress",
+                    "--data", FSDD]) == 0
     assert json.loads((out / "summary.json").read_text())["test"]["accuracy"] >= 0.98

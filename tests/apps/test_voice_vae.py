@@ -1,7 +1,8 @@
-"""Voice auto-encoders and VAEs (apps/voice_models.py, apps/voice_vae.py and its parts voice_data,
-voice_train, voice_plots, voice_judge) on small real slices of FSDD.
+"""Voice auto-encoders and VAEs (apps/voice_vae.py and its parts in apps/voice/: data, model,
+checkpoint, train, summary, plots, generate, judge) on small real slices of FSDD.
 
-* the KL term matches its closed form (and a numerical integral) on random inputs;
+* the KL term (the VariationalBottleneck's, in the loss) matches its closed form (and a
+  numerical integral) on random inputs;
 * every hand-written model backward passes a float64 gradient check at tiny size (dense and
   convolutional; AE, VAE, conditional VAE; odd and even image sizes);
 * a few training steps lower the loss;
@@ -20,35 +21,58 @@ import pytest
 import soundfile as sf
 
 import nnscratch as nn
-from apps import voice_data as vd
 from apps import voice_vae as vv
-from apps.audio.features import FeatureConfig
+from apps.audio.features import FeatureConfig, Standardizer
 from apps.audio.inverse import SpectrogramScaler
 from apps.audio.wav import read_wav
-from apps.voice_judge import Judge, judge_run
-from apps.voice_models import AELoss, SpectrogramAE, evaluate, fit, one_hot, train_step
+from apps.digits.data import DIGITS, load_dataset
+from apps.digits.model import HParams, save_model
+from apps.digits.train import train_model
+from apps.voice.checkpoint import Loaded
+from apps.voice.data import feature_config, features_of, load_data, one_hot
+from apps.voice.judge import Judge, judge_run
+from apps.voice.model import MODELS, AELoss, AEOutput, SpectrogramAE
+from apps.voice.train import evaluate, fit, train_step
 from conftest import SHARED_DATA
 from nnscratch.testing import check_layer
 
 FSDD = os.path.join(SHARED_DATA, "fsdd")
 needs_fsdd = pytest.mark.skipif(not os.path.isdir(os.path.join(FSDD, "recordings")),
                                 reason="FSDD not found in ../shared/data/fsdd")
-TINY = ["--channels", "4", "8", "8", "--hidden", "16", "--dense-hidden", "32", "16", "--no-progress",
-        "--no-cache", "--data", FSDD]
+TINY = ["--channels", "4", "8", "8", "--hidden", "16", "--dense-hidden", "32", "16",
+        "--no-progress", "--no-cache", "--data", FSDD]
 
 
 # ----------------------------------------------------------------------------------------------
 # The KL term
 # ----------------------------------------------------------------------------------------------
+def _bottleneck_output(y, mu, log_var) -> AEOutput:
+    """What a VAE's forward returns for these mu and log_var: the KL computed by the model's
+    VariationalBottleneck, fed h = [mu, log_var] through heads that copy their half of h."""
+    Z = mu.shape[1]
+    with nn.default_dtype(np.float64):
+        bn = nn.VariationalBottleneck(2 * Z, Z)
+    eye, zero = np.eye(Z), np.zeros((Z, Z))
+    bn.fc_mu.weight.data[...] = np.hstack([eye, zero])
+    bn.fc_log_var.weight.data[...] = np.hstack([zero, eye])
+    bn.fc_mu.bias.data[...] = bn.fc_log_var.bias.data[...] = 0.0
+    with nn.no_grad():
+        b = bn(np.hstack([mu, log_var]), eps=np.zeros_like(mu))
+    np.testing.assert_array_equal(b.mu, mu)
+    np.testing.assert_array_equal(b.log_var, log_var)
+    return AEOutput(y, b.mu, b.log_var, np.float64(b.kl))
+
+
 def test_kl_term_matches_closed_form():
     rng = np.random.default_rng(0)
     mu, log_var = rng.normal(0, 1.5, (7, 5)), rng.normal(0, 1.0, (7, 5))
     x = rng.uniform(0, 1, (7, 4, 3))
     y = rng.uniform(0, 1, (7, 4, 3))
     lam = 250.0
-    loss, parts = AELoss(True, lam)(y, x, mu, log_var)
+    loss, parts = AELoss(True, lam)(_bottleneck_output(y, mu, log_var), x)
     var = np.exp(log_var)
-    closed = np.mean(np.sum(0.5 * (var + mu ** 2 - 1.0 - log_var), axis=1))  # KL(N(mu, var) || N(0, 1))
+    # KL(N(mu, var) || N(0, 1))
+    closed = np.mean(np.sum(0.5 * (var + mu ** 2 - 1.0 - log_var), axis=1))
     assert parts["kl"] == pytest.approx(closed, rel=1e-12)
     assert loss == pytest.approx(lam * np.mean((y - x) ** 2) + closed, rel=1e-12)
     # one coordinate by numerical integration of p log(p / q)
@@ -60,7 +84,7 @@ def test_kl_term_matches_closed_form():
     kl_num = quad(lambda t: p.pdf(t) * (p.logpdf(t) - norm.logpdf(t)), m - 12 * s, m + 12 * s)[0]
     assert kl_num == pytest.approx(0.5 * (var[0, 0] + m ** 2 - 1 - log_var[0, 0]), rel=1e-7)
     # the log-variance convention (keras #3283): log_var = 0 and mu = 0 give KL = 0
-    assert AELoss(True, 1.0)(y, x, 0 * mu, 0 * log_var)[1]["kl"] == 0.0
+    assert AELoss(True, 1.0)(_bottleneck_output(y, 0 * mu, 0 * log_var), x)[1]["kl"] == 0.0
 
 
 def test_evaluate_reports_the_same_kl():
@@ -109,15 +133,13 @@ def test_backward_adds_the_kl_gradient_to_mu_and_log_var():
 
     def total_loss():
         model.clear_contexts()
-        y, mu, lv = model(x, eps=eps)
-        return loss_fn(y, x, mu, lv)[0]
+        return loss_fn(model(x, eps=eps), x)[0]
 
     total_loss()
     model.zero_grad()
-    y, mu, lv = model(x, eps=eps)
-    loss_fn(y, x, mu, lv)
+    loss_fn(model(x, eps=eps), x)
     model.backward(loss_fn.backward())
-    p = model.fc_log_var.bias
+    p = model.bottleneck.fc_log_var.bias
     analytic = p.grad.copy()
     h = 1e-6
     numeric = np.zeros_like(analytic)
@@ -140,7 +162,8 @@ def test_one_hot_and_model_errors():
         model.decode(np.zeros((2, 5)))
     with pytest.raises(ValueError, match="expected spectrograms"):
         model(np.zeros((2, 5, 6), np.float32))
-    cond = SpectrogramAE((6, 6), latent=3, kind="dense", variational=True, n_classes=10, dense_hidden=(8,))
+    cond = SpectrogramAE((6, 6), latent=3, kind="dense", variational=True, n_classes=10,
+                         dense_hidden=(8,))
     with pytest.raises(ValueError, match="one-hot"):
         cond(np.zeros((2, 6, 6), np.float32))
     with pytest.raises(ValueError, match="latent size"):
@@ -153,7 +176,7 @@ def test_one_hot_and_model_errors():
 @pytest.fixture(scope="module")
 def small_data():
     """Recordings with index < 6 (360 files): the 300 test ones and 60 for training."""
-    return vd.load_data(FSDD, FeatureConfig(), limit=6, progress=False, log=lambda *a: None)
+    return load_data(FSDD, FeatureConfig(), limit=6, progress=False, log=lambda *a: None)
 
 
 @needs_fsdd
@@ -163,8 +186,9 @@ def test_a_few_training_steps_lower_the_loss(small_data, kind, variational, n_cl
     X = SpectrogramScaler().fit(small_data.S_db).transform(small_data.S_db)[:128]
     c = one_hot(small_data.digits[:128]) if n_classes else None
     nn.manual_seed(0)
-    model = SpectrogramAE(X.shape[1:], latent=3, kind=kind, variational=variational, n_classes=n_classes,
-                          channels=(4, 8, 8), hidden=32, dense_hidden=(64, 16))
+    model = SpectrogramAE(X.shape[1:], latent=3, kind=kind, variational=variational,
+                          n_classes=n_classes, channels=(4, 8, 8), hidden=32,
+                          dense_hidden=(64, 16))
     loss_fn, opt = AELoss(variational, 100.0), nn.optim.Adam(model.parameters(), lr=3e-3)
     losses = [train_step(model, loss_fn, opt, X, c)[0] for _ in range(12)]
     assert losses[-1] < 0.85 * losses[0] and np.mean(losses[-3:]) < np.mean(losses[:3]), losses
@@ -193,14 +217,15 @@ def tiny_run(tmp_path_factory):
     if not os.path.isdir(os.path.join(FSDD, "recordings")):
         pytest.skip("FSDD not found")
     out = tmp_path_factory.mktemp("voice") / "run"
-    rc = vv.main(["train", "--limit", "6", "--epochs", "2", "--out", str(out), "--no-judge", *TINY])
+    rc = vv.main(["train", "--limit", "6", "--epochs", "2", "--out", str(out), "--no-judge",
+                  *TINY])
     assert rc == 0
     return out
 
 
 def test_train_writes_checkpoints_plots_and_summary(tiny_run):
     summary = json.loads((tiny_run / "summary.json").read_text())
-    assert set(summary["models"]) == set(vd.MODELS)
+    assert set(summary["models"]) == set(MODELS)
     for name, m in summary["models"].items():
         assert 0 < m["test_mse"] < 0.2 and m["epochs"] == 2
         assert (tiny_run / f"{name}.npz").exists() and (tiny_run / f"{name}_last.npz").exists()
@@ -209,8 +234,9 @@ def test_train_writes_checkpoints_plots_and_summary(tiny_run):
     assert summary["test_mse_vs_seed"]["conv3"]["seed"] == 0.0059
     assert (tiny_run / "curves.png").exists() and (tiny_run / "reconstructions.png").exists()
     assert summary["data"]["test"] == 300
-    loaded = vd.Loaded(str(tiny_run / "conv3.npz"))
-    assert loaded.arrays["centroids"].shape == (10, 3) and loaded.arrays["hop_by_digit"].shape == (10,)
+    loaded = Loaded(str(tiny_run / "conv3.npz"))
+    assert loaded.arrays["centroids"].shape == (10, 3)
+    assert loaded.arrays["hop_by_digit"].shape == (10,)
 
 
 def test_train_resume_continues(tiny_run, tmp_path):
@@ -218,11 +244,12 @@ def test_train_resume_continues(tiny_run, tmp_path):
 
     out = tmp_path / "resumed"
     shutil.copytree(tiny_run, out)
-    rc = vv.main(["train", "--models", "dense3", "--limit", "6", "--epochs", "3", "--out", str(out),
-                  "--resume", "--no-judge", *TINY])
+    rc = vv.main(["train", "--models", "dense3", "--limit", "6", "--epochs", "3", "--out",
+                  str(out), "--resume", "--no-judge", *TINY])
     assert rc == 0
     hist = nn.load_checkpoint(str(out / "dense3_last.npz")).extra["history"]
     assert [h["epoch"] for h in hist] == [1, 2, 3]
+    assert (out / "dense3_metrics.csv").read_text().count("\n") == 4  # header + 3 epochs
 
 
 def _wav_checks(folder, expected_lengths=None):
@@ -248,7 +275,7 @@ def _wav_checks(folder, expected_lengths=None):
 def test_generation_writes_wavs_at_the_right_rate_and_length(tiny_run, tmp_path, argv, model):
     out = tmp_path / "gen"
     assert vv.main([*argv, "--run", str(tiny_run), "--out", str(out)]) == 0
-    loaded = vd.Loaded(str(tiny_run / f"{model}.npz"))
+    loaded = Loaded(str(tiny_run / f"{model}.npz"))
     digit = int(argv[argv.index("--digit") + 1]) if "--digit" in argv else None
     hop = loaded.hop_for(digit)
     n = int(argv[argv.index("--n") + 1]) if "--n" in argv else 1
@@ -261,8 +288,8 @@ def test_reconstruct_and_interpolate(tiny_run, tmp_path):
     assert vv.main(["reconstruct", a, "--run", str(tiny_run), "--model", "conv10", "--out",
                     str(tmp_path / "rec")]) == 0
     assert len(_wav_checks(tmp_path / "rec")) == 2
-    assert vv.main(["reconstruct", a, "--run", str(tiny_run), "--model", "cvae", "--digit", "7", "--out",
-                    str(tmp_path / "rec_c")]) == 0
+    assert vv.main(["reconstruct", a, "--run", str(tiny_run), "--model", "cvae", "--digit", "7",
+                    "--out", str(tmp_path / "rec_c")]) == 0
     assert vv.main(["interpolate", a, b, "--steps", "3", "--run", str(tiny_run), "--out",
                     str(tmp_path / "interp")]) == 0
     assert len(_wav_checks(tmp_path / "interp")) == 3
@@ -274,11 +301,13 @@ def test_reconstruct_and_interpolate(tiny_run, tmp_path):
     (["sample", "--cvae", "--digit", "10"], "out of range"),
     (["sample", "--cvae"], "needs --digit"),
     (["sample", "--from", "point", "--z", "1", "2"], "wrong latent size: --z has 2 values"),
-    (["sample", "--from", "centroid", "--digit", "1", "--latent", "5"], "wrong latent size: --latent 5"),
+    (["sample", "--from", "centroid", "--digit", "1", "--latent", "5"],
+     "wrong latent size: --latent 5"),
     (["sample", "--cvae", "--digit", "1", "--model", "vae"], "needs a conditional VAE"),
     (["sample", "--from", "prior", "--model", "cvae"], "conditional VAE"),
     (["reconstruct", "no_such_file.wav"], "no such file"),
-    (["reconstruct", os.path.join(FSDD, "recordings", "7_jackson_3.wav"), "--model", "cvae"], "needs --digit"),
+    (["reconstruct", os.path.join(FSDD, "recordings", "7_jackson_3.wav"), "--model", "cvae"],
+     "needs --digit"),
 ])
 def test_bad_input_gives_clear_errors(tiny_run, tmp_path, capsys, argv, message):
     assert vv.main([*argv, "--run", str(tiny_run), "--out", str(tmp_path / "x")]) == 2
@@ -293,7 +322,8 @@ def test_missing_checkpoint_and_wrong_files(tmp_path, capsys):
     assert vv.main(["sample", "--checkpoint", str(tmp_path / "nope.npz"), "--digit", "1"]) == 2
     assert "checkpoint not found" in capsys.readouterr().err
     other = tmp_path / "other.npz"
-    nn.save_checkpoint(str(other), nn.Sequential(nn.Dense(2, 2)), config={"app": "spoken_digits"})
+    nn.save_checkpoint(str(other), nn.Sequential(nn.Dense(2, 2)),
+                       config={"app": "spoken_digits"})
     assert vv.main(["sample", "--checkpoint", str(other), "--digit", "1"]) == 2
     assert "not a voice_vae checkpoint" in capsys.readouterr().err
     assert vv.main(["judge", "--run", str(tmp_path)]) == 2
@@ -303,18 +333,17 @@ def test_missing_checkpoint_and_wrong_files(tmp_path, capsys):
 @needs_fsdd
 def test_judge_end_to_end(tiny_run, tmp_path):
     """A tiny digit classifier (trained here) judges a tiny run's generations."""
-    from apps import spoken_digits as sd
-
-    ds = sd.load_dataset(FSDD, FeatureConfig(), limit_per_class=6, progress=False, log=lambda *a: None)
-    hp = sd.HParams(model="cnn", channels=(4, 8), dense=16, epochs=2, lr=3e-3)
-    norm = sd.Standardizer(hp.norm).fit(ds.X)
-    model, _ = sd.train_model(hp, norm.transform(ds.X), ds.digits, 10, progress=False, log=None)
-    clf = sd.save_model(str(tmp_path / "model.npz"), model, hp, ds.cfg, norm, "digit", sd.DIGITS,
-                        extra={"test_accuracy": 0.5})
+    ds = load_dataset(FSDD, FeatureConfig(), limit_per_class=6, progress=False,
+                      log=lambda *a: None)
+    hp = HParams(model="cnn", channels=(4, 8), dense=16, epochs=2, lr=3e-3)
+    norm = Standardizer(hp.norm).fit(ds.X)
+    model, _ = train_model(hp, norm.transform(ds.X), ds.digits, 10, progress=False, log=None)
+    clf = save_model(str(tmp_path / "model.npz"), model, hp, ds.cfg, norm, "digit", DIGITS,
+                     extra={"test_accuracy": 0.5})
     judge = Judge(clf)
     res = judge_run(str(tiny_run), judge, n_per_digit=1, n_prior=3, n_recon=4, progress=False,
-                       data_root=FSDD, limit=6, cache_dir=None, models=["conv3", "vae", "cvae"],
-                       log=lambda *a: None)
+                    data_root=FSDD, limit=6, cache_dir=None, models=["conv3", "vae", "cvae"],
+                    log=lambda *a: None)
     assert res["resynthesised_test_recordings"]["n"] == 4
     m = res["models"]
     assert m["conv3"]["centroid_near"]["n"] == 10 and "accuracy" in m["conv3"]["centroid_exact"]
@@ -328,18 +357,18 @@ def test_judge_end_to_end(tiny_run, tmp_path):
 def test_seed_protocol_features_and_generation(tmp_path):
     """The seed report's preprocessing (22,050 Hz, n_fft 2048, hop floor((L + 1) / 50), dB with
     ref = 1): features, a tiny training, and a WAV at 22,050 Hz of the expected length."""
-    cfg = vd.feature_config("seed")
+    cfg = feature_config("seed")
     y, sr = read_wav(os.path.join(FSDD, "recordings", "7_jackson_3.wav"), sr=cfg.sr)
-    S_db, hop = vd.features_of(y, cfg, "seed")
+    S_db, hop = features_of(y, cfg, "seed")
     assert sr == 22050 and hop == (len(y) + 1) // 50 and S_db.shape == (50, 50)
     librosa = pytest.importorskip("librosa")  # the seed's own calls (chapter 2.1.1)
-    expected = librosa.power_to_db(librosa.feature.melspectrogram(y=y.astype(np.float64), sr=sr,
-                                                                  hop_length=hop, n_mels=50))[:, :50]
+    expected = librosa.power_to_db(librosa.feature.melspectrogram(
+        y=y.astype(np.float64), sr=sr, hop_length=hop, n_mels=50))[:, :50]
     np.testing.assert_allclose(S_db, expected, atol=1e-3)
     out = tmp_path / "seed_run"
-    assert vv.main(["train", "--protocol", "seed", "--models", "dense3", "--limit", "6", "--epochs", "1",
-                    "--out", str(out), "--no-judge", *TINY]) == 0
-    loaded = vd.Loaded(str(out / "dense3.npz"))
+    assert vv.main(["train", "--protocol", "seed", "--models", "dense3", "--limit", "6",
+                    "--epochs", "1", "--out", str(out), "--no-judge", *TINY]) == 0
+    loaded = Loaded(str(out / "dense3.npz"))
     assert loaded.protocol == "seed" and loaded.cfg.sr == 22050
     gen = tmp_path / "gen"
     assert vv.main(["sample", "--from", "centroid", "--digit", "4", "--n", "1", "--run", str(out),

@@ -4,7 +4,7 @@ reconstructions.
 
 Images are [0, 1] spectrograms (n_mels, frames) drawn low bands at the bottom; codes are
 (N, latent). Every function writes one PNG with matplotlib's Agg backend (no display needed)
-and returns its path.
+and returns its path; the training curves go through apps.common.runs.plot_curves.
 """
 from __future__ import annotations
 
@@ -13,15 +13,17 @@ import os
 import numpy as np
 
 from apps.audio.wav import write_wav
-from apps.voice_data import MODELS, SEED_TEST_MSE, Loaded, to_audio
-from apps.voice_models import one_hot
+from apps.common.runs import Line, Panel, plot_curves
+from apps.voice.checkpoint import Loaded, to_audio
+from apps.voice.data import one_hot
+from apps.voice.model import MODELS, SEED_TEST_MSE
 
 
 def plot_spectrograms(images, titles, path, suptitle=""):
-    import matplotlib  # noqa: PLC0415
+    import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # noqa: PLC0415
+    import matplotlib.pyplot as plt
 
     n = len(images)
     cols = min(n, 8)
@@ -40,7 +42,8 @@ def plot_spectrograms(images, titles, path, suptitle=""):
     return path
 
 
-def write_generated(loaded: Loaded, images, hops, out, stem, titles, suptitle="", seed=0, signals=None):
+def write_generated(loaded: Loaded, images, hops, out, stem, titles, suptitle="", seed=0,
+                    signals=None):
     """WAV files <stem>_<k>.wav for each image and <stem>.png of the images; returns records.
     ``signals``: (y, info) pairs already resynthesised (else Griffin-Lim runs here)."""
     os.makedirs(out, exist_ok=True)
@@ -53,43 +56,33 @@ def write_generated(loaded: Loaded, images, hops, out, stem, titles, suptitle=""
     return records, png
 
 
-def plot_curves(histories: dict, path):
-    import matplotlib  # noqa: PLC0415
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # noqa: PLC0415
-
-    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4))
+def plot_training_curves(histories: dict, path):
+    """curves.png: train (solid) and validation (dashed) MSE per model on a log scale, with the
+    seed's test MSEs as levels; the KL of the variational models beside it ({name: history})."""
+    mse, kl = [], []
     for name, hist in histories.items():
         ep = [h["epoch"] for h in hist]
-        line, = a.plot(ep, [h["mse"] for h in hist], label=f"{name} train")
-        a.plot(ep, [h["val_mse"] for h in hist], "--", color=line.get_color(), label=f"{name} val")
+        mse.append(Line(f"{name} train", ep, [h["mse"] for h in hist]))
+        mse.append(Line(f"{name} val", ep, [h["val_mse"] for h in hist], "--"))
         if hist and MODELS.get(name, {}).get("variational"):
-            b.plot(ep, [h["kl"] for h in hist], label=f"{name} train KL")
-            b.plot(ep, [h["val_kl"] for h in hist], "--", label=f"{name} val KL")
-    for name, mse in SEED_TEST_MSE.items():
-        if name in histories:
-            a.axhline(mse, lw=0.6, color="gray")
-    a.set_xlabel("epoch"), a.set_ylabel("MSE on [0, 1] spectrograms (grey: seed's test MSEs)")
-    a.set_yscale("log"), a.legend(fontsize=7), a.grid(alpha=0.3)
-    b.set_xlabel("epoch"), b.set_ylabel("KL (nats per example)"), b.grid(alpha=0.3)
-    if b.lines:
-        b.legend(fontsize=7)
-    fig.suptitle("voice auto-encoders: training curves")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+            kl.append(Line(f"{name} train KL", ep, [h["kl"] for h in hist]))
+            kl.append(Line(f"{name} val KL", ep, [h["val_kl"] for h in hist], "--"))
+    levels = {f"seed {name}": v for name, v in SEED_TEST_MSE.items() if name in histories}
+    return plot_curves(path, "voice auto-encoders: training curves", [
+        Panel("MSE on [0, 1] spectrograms (grey: seed's test MSEs)", mse, levels=levels,
+              xlabel="epoch", logy=True),
+        Panel("KL (nats per example)", kl, xlabel="epoch"),
+    ])
 
 
 def plot_latent(codes, digits, centroids, path, title, histogram: bool = False):
     """Digits coloured, centroids marked: a 3-D view and the three planes (latent 3), or the
     same on the first three principal axes (larger latents). ``histogram`` adds the histogram of
     all code values against the N(0, 1) density (a VAE; the seed's figure 6.5)."""
-    import matplotlib  # noqa: PLC0415
+    import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # noqa: PLC0415
+    import matplotlib.pyplot as plt
 
     raw = np.asarray(codes, np.float64)
     codes, centroids = raw, np.asarray(centroids, np.float64)
@@ -125,7 +118,8 @@ def plot_latent(codes, digits, centroids, path, title, histogram: bool = False):
         g = np.linspace(-4, 4, 200)
         a.plot(g, np.exp(-0.5 * g * g) / np.sqrt(2 * np.pi), "k", label="N(0, 1)")
         a.legend(fontsize=7)
-    handles = [plt.Line2D([], [], marker="o", ls="", color=cmap(d), label=str(d)) for d in range(10)]
+    handles = [plt.Line2D([], [], marker="o", ls="", color=cmap(d), label=str(d))
+               for d in range(10)]
     fig.legend(handles=handles, loc="center right", fontsize=7, title="digit")
     fig.suptitle(title, fontsize=10)
     fig.tight_layout(rect=(0, 0, 0.96, 1))
@@ -137,14 +131,16 @@ def plot_latent(codes, digits, centroids, path, title, histogram: bool = False):
 def plot_reconstructions(models: dict, X, digits, titles, path):
     """Rows: the original test images, then each model's reconstruction (z = mu; the CVAE is
     given the true digits)."""
-    import matplotlib  # noqa: PLC0415
+    import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # noqa: PLC0415
+    import matplotlib.pyplot as plt
 
-    rows = [("original", X)] + [(name, m.model.reconstruct(X, one_hot(digits) if m.model.n_classes else None))
-                                for name, m in models.items()]
-    fig, axes = plt.subplots(len(rows), len(X), figsize=(1.6 * len(X), 1.6 * len(rows) + 0.3), squeeze=False)
+    rows = [("original", X)] + [
+        (name, m.model.reconstruct(X, one_hot(digits) if m.model.n_classes else None))
+        for name, m in models.items()]
+    fig, axes = plt.subplots(len(rows), len(X), figsize=(1.6 * len(X), 1.6 * len(rows) + 0.3),
+                             squeeze=False)
     for r, (name, imgs) in enumerate(rows):
         for k in range(len(X)):
             ax = axes[r, k]

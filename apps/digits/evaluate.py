@@ -1,0 +1,174 @@
+"""How good a spoken-digit classifier is, and what it says about new recordings.
+
+    classification_report(y_true, y_pred, speakers, speaker_names, classes, task)
+        -> {'accuracy', 'n', 'errors', 'per_speaker_accuracy', 'confusion', 'classes',
+            'error_distance_percent' (digits only)}
+    plot_confusion(C, classes, path, title); plot_history({name: history}, path)
+
+y_true, y_pred, speakers: (N,) int arrays; the confusion matrix C[t, p] counts the examples of
+class t predicted as p. The `evaluate` command scores a checkpoint on FSDD's official test split
+(or every recording) and writes evaluate.json; `predict` ranks the classes for your own files.
+"""
+from __future__ import annotations
+
+import itertools
+import json
+import os
+
+import numpy as np
+
+from apps.audio import fsdd
+from apps.audio.features import extract
+from apps.audio.wav import load_clip
+from apps.common.errors import UsageError
+from apps.common.runs import Line, Panel, make_run_dir, plot_curves, write_summary
+from apps.digits.data import DEFAULT_OUT_ROOT, cache_dir_for, load_dataset
+from apps.digits.model import latest_checkpoint, load_model, predict_proba
+
+
+# ----------------------------------------------------------------------------------------------
+# Metrics
+# ----------------------------------------------------------------------------------------------
+def confusion_matrix(y_true, y_pred, n_classes: int) -> np.ndarray:
+    """C[t, p] = number of examples of class t predicted as p."""
+    C = np.zeros((n_classes, n_classes), dtype=np.int64)
+    np.add.at(C, (np.asarray(y_true), np.asarray(y_pred)), 1)
+    return C
+
+
+def error_distances(y_true, y_pred, n_classes: int) -> dict:
+    """Among wrong predictions, the share (%) at each distance |pred - true| (the seed's table
+    5.1; meaningful for ordered classes such as digits)."""
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    wrong = y_true != y_pred
+    d = np.abs(y_true[wrong] - y_pred[wrong])
+    total = int(wrong.sum())
+    return {str(k): (round(100.0 * float((d == k).sum()) / total, 2) if total else 0.0)
+            for k in range(1, n_classes)}
+
+
+def classification_report(y_true, y_pred, speakers, speaker_names, class_names, task) -> dict:
+    """Accuracy, per-speaker accuracy, confusion matrix and error distances."""
+    y_true, y_pred, speakers = map(np.asarray, (y_true, y_pred, speakers))
+    per_speaker = {}
+    for s, name in enumerate(speaker_names):
+        m = speakers == s
+        if m.any():
+            per_speaker[name] = round(float((y_true[m] == y_pred[m]).mean()), 4)
+    out = {
+        "accuracy": round(float((y_true == y_pred).mean()), 4) if len(y_true) else float("nan"),
+        "n": int(len(y_true)),
+        "errors": int((y_true != y_pred).sum()),
+        "per_speaker_accuracy": per_speaker,
+        "confusion": confusion_matrix(y_true, y_pred, len(class_names)).tolist(),
+        "classes": list(class_names),
+    }
+    if task == "digit":
+        out["error_distance_percent"] = error_distances(y_true, y_pred, len(class_names))
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# Pictures
+# ----------------------------------------------------------------------------------------------
+def plot_confusion(conf, class_names, path, title):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    conf = np.asarray(conf)
+    n = len(class_names)
+    fig, ax = plt.subplots(figsize=(1.0 + 0.55 * n, 0.8 + 0.5 * n))
+    im = ax.imshow(conf, cmap="Blues")
+    ax.set_xticks(range(n), class_names, rotation=45 if len(class_names[0]) > 2 else 0)
+    ax.set_yticks(range(n), class_names)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title, fontsize=10)
+    thresh = conf.max() / 2 if conf.size else 0
+    for i, j in itertools.product(range(conf.shape[0]), range(conf.shape[1])):
+        if conf[i, j]:
+            ax.text(j, i, str(conf[i, j]), ha="center", va="center", fontsize=8,
+                    color="white" if conf[i, j] > thresh else "black")
+    fig.colorbar(im, ax=ax, fraction=0.046)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_history(histories: dict, path):
+    """training.png: cross-entropy (log scale) and accuracy per epoch, train solid, val dashed,
+    one pair of curves per model ({name: history})."""
+    loss, acc = [], []
+    for name, hist in histories.items():
+        ep = [h["epoch"] for h in hist]
+        loss.append(Line(f"{name} train", ep, [h["loss"] for h in hist]))
+        acc.append(Line(f"{name} train", ep, [h["train_acc"] for h in hist]))
+        if hist and "val_loss" in hist[0]:
+            loss.append(Line(f"{name} val", ep, [h["val_loss"] for h in hist], "--"))
+            acc.append(Line(f"{name} val", ep, [h["val_acc"] for h in hist], "--"))
+    return plot_curves(path, "spoken digits: training", [
+        Panel("cross-entropy", loss, xlabel="epoch", logy=True),
+        Panel("accuracy", acc, xlabel="epoch"),
+    ])
+
+
+# ----------------------------------------------------------------------------------------------
+# Commands
+# ----------------------------------------------------------------------------------------------
+def cmd_evaluate(args) -> int:
+    model, hp, cfg, norm, config = load_model(args.checkpoint)
+    task = config["task"]
+    out = make_run_dir(args.out or os.path.dirname(os.path.abspath(args.checkpoint)))
+    ds = load_dataset(args.data, cfg, limit_per_class=args.limit, progress=args.progress,
+                      cache_dir=cache_dir_for(args))
+    if args.split == "official":
+        _, idx = fsdd.official_split(ds.recs)
+    else:
+        idx = np.arange(len(ds.recs))
+    proba = predict_proba(model, hp, norm.transform(ds.X[idx]))
+    classes = config["classes"]
+    result = classification_report(ds.labels(task)[idx], proba.argmax(1), ds.speakers[idx],
+                                   ds.speaker_names, classes, task)
+    png = plot_confusion(result["confusion"], classes, os.path.join(out, "confusion_eval.png"),
+                         f"{task} {hp.model}: {args.split} accuracy {result['accuracy']:.4f}")
+    print(f"[evaluate] {args.checkpoint} on the {args.split} recordings ({result['n']}): accuracy "
+          f"{result['accuracy']:.4f}")
+    print("per-speaker accuracy: "
+          + ", ".join(f"{k} {v:.3f}" for k, v in result["per_speaker_accuracy"].items()))
+    path = os.path.join(out, "evaluate.json")
+    write_summary(out, {"checkpoint": args.checkpoint, "split": args.split, **result,
+                        "files": [png, path]}, name="evaluate.json")
+    return 0
+
+
+def predict_files(paths, checkpoint, downmix=False, max_seconds=10.0, top=3):
+    """[(path, [(class, probability), ...])] for each recording, best first."""
+    model, hp, cfg, norm, config = load_model(checkpoint)
+    results = []
+    for path in paths:
+        # read, check, resample; silence is trimmed by the feature pipeline, as in training
+        y = load_clip(path, sr=cfg.sr, max_seconds=max_seconds, downmix=downmix, trim_db=None)
+        X = norm.transform(extract(y, cfg)[None])
+        p = predict_proba(model, hp, X)[0]
+        order = np.argsort(-p)[:top]
+        results.append((path, [(config["classes"][k], float(p[k])) for k in order]))
+    return results, config
+
+
+def cmd_predict(args) -> int:
+    ckpt = args.checkpoint or latest_checkpoint(task="digit")
+    if ckpt is None:
+        raise UsageError(f"no checkpoint given and none found under {DEFAULT_OUT_ROOT}/: run "
+                         "'python apps/spoken_digits.py train' first, or pass --checkpoint")
+    results, config = predict_files(args.files, ckpt, args.downmix, args.max_seconds, args.top)
+    what = "digit" if config["task"] == "digit" else "speaker"
+    for path, ranked in results:
+        best, prob = ranked[0]
+        others = ", ".join(f"{c} {p:.3f}" for c, p in ranked[1:])
+        print(f"{path}: {what} {best} (p = {prob:.3f}; then {others})")
+    if args.json:
+        print(json.dumps([{"file": p, "ranking": r} for p, r in results]))
+    return 0

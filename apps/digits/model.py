@@ -1,0 +1,145 @@
+"""The spectrogram classifiers (the seed report's chapter 5 architectures) and their checkpoints.
+
+    hp = HParams(model="cnn")
+    model = build_model(hp, (50, 50), n_classes=10)
+    proba = predict_proba(model, hp, X)                  # (N, classes) softmax probabilities
+    save_model(path, model, hp, cfg, norm, "digit", DIGITS)
+    model, hp, cfg, norm, config = load_model(path)
+
+Inputs are standardised feature images X (N, height, frames) float32 (features.Standardizer);
+labels are int class indices. Models (channels first):
+    MLP: flattened image -> [Dense, ReLU, Dropout] per hidden size -> Dense -> softmax
+    CNN: [Conv 3x3 'same', ReLU, MaxPool 2] x 2 -> Dropout -> Flatten -> Dense, ReLU, Dropout
+         -> Dense -> softmax
+The softmax is fused into the loss while training (apps/digits/train.py) and applied by
+``predict_proba``. A checkpoint holds the weights, the hyperparameters, the feature settings and
+the standardisation statistics: everything ``predict`` needs to classify a new recording.
+"""
+from __future__ import annotations
+
+import glob
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+import nnscratch as nn
+from apps.audio.features import FeatureConfig, Standardizer
+from apps.digits.data import APP, DEFAULT_OUT_ROOT
+
+
+@dataclass
+class HParams:
+    """Model and training choices, saved in checkpoints (``to_dict``) to rebuild the model."""
+
+    model: str = "cnn"               # 'cnn' or 'mlp'
+    channels: tuple = (16, 32)       # CNN: filters of the two conv layers
+    hidden: tuple = (256, 128)       # MLP: hidden layer sizes
+    dense: int = 128                 # CNN: units of the dense layer
+    dropout: float = 0.3
+    lr: float = 1e-3
+    weight_decay: float = 0.0        # AdamW's decoupled decay when > 0
+    batch_size: int = 64
+    epochs: int = 20
+    shift: int = 3                   # augmentation: random time shift of up to +-shift frames
+    norm: str = "band"               # Standardizer: 'band', 'pixel' or 'global'
+
+    def to_dict(self) -> dict:
+        d = dict(self.__dict__)
+        d["channels"], d["hidden"] = list(self.channels), list(self.hidden)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> HParams:
+        d = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
+        for k in ("channels", "hidden"):
+            if k in d:
+                d[k] = tuple(d[k])
+        return cls(**d)
+
+
+def build_model(hp: HParams, input_shape, n_classes: int) -> nn.Sequential:
+    """The MLP or the CNN for (height, frames) inputs (the CNN takes (N, 1, height, frames))."""
+    H, T = input_shape
+    if hp.model == "mlp":
+        sizes = [H * T, *hp.hidden]
+        layers = []
+        for a, b in zip(sizes[:-1], sizes[1:]):
+            layers += [nn.Dense(a, b, init="he_uniform"), nn.ReLU(), nn.Dropout(hp.dropout)]
+        layers.append(nn.Dense(sizes[-1], n_classes))
+        model = nn.Sequential(*layers)
+        model[0].input_grad = False  # the first Dense sees data: no dx
+        return model
+    if hp.model != "cnn":
+        raise ValueError(f"unknown model {hp.model!r}: expected 'cnn' or 'mlp'")
+    c1, c2 = hp.channels
+    if H < 4 or T < 4:
+        raise ValueError(f"the CNN needs inputs of at least 4 x 4, got {input_shape}")
+    model = nn.Sequential(
+        nn.Conv2D(1, c1, 3, padding="same", init="he_uniform"), nn.ReLU(), nn.MaxPool2D(2),
+        nn.Conv2D(c1, c2, 3, padding="same", init="he_uniform"), nn.ReLU(), nn.MaxPool2D(2),
+        nn.Dropout(hp.dropout), nn.Flatten(),
+        nn.Dense(c2 * (H // 4) * (T // 4), hp.dense, init="he_uniform"), nn.ReLU(),
+        nn.Dropout(hp.dropout), nn.Dense(hp.dense, n_classes),
+    )
+    model[0].input_grad = False  # the first convolution sees data: skip its col2im
+    return model
+
+
+def as_input(hp: HParams, X):
+    """(N, H, T) images -> the model's input: (N, 1, H, T) for the CNN, (N, H * T) for the MLP."""
+    return X[:, None] if hp.model == "cnn" else X.reshape(len(X), -1)
+
+
+def predict_proba(model, hp: HParams, X, batch: int = 256) -> np.ndarray:
+    """Softmax probabilities (N, classes), evaluation mode, no saved contexts."""
+    model.eval()
+    out = []
+    with nn.no_grad():
+        for i in range(0, len(X), batch):
+            logits = nn.to_cpu(model(nn.to_device(as_input(hp, X[i:i + batch]))))
+            out.append(nn.functions.softmax(logits.astype(np.float64), axis=-1))
+    return np.concatenate(out) if out else np.zeros((0, 0))
+
+
+# ----------------------------------------------------------------------------------------------
+# Checkpoints
+# ----------------------------------------------------------------------------------------------
+def save_model(path, model, hp, cfg, norm, task, class_names, extra=None):
+    """Write model.npz: weights, hyperparameters, feature settings, standardisation."""
+    config = {"app": APP, "task": task, "hparams": hp.to_dict(),
+              "features": cfg.to_dict(), "norm_per": norm.per, "classes": list(class_names),
+              "input_shape": list(cfg.shape)}
+    nn.save_checkpoint(path, model, config=config, extra=extra or {}, arrays=norm.arrays())
+    return path
+
+
+def load_model(path):
+    """(model, hp, cfg, norm, config) from a checkpoint written by ``save_model``."""
+    meta = nn.load_checkpoint(path)
+    config = meta.config
+    if config.get("app") != APP:
+        raise nn.CheckpointError(f"{path}: not a spoken_digits checkpoint")
+    hp = HParams.from_dict(config["hparams"])
+    cfg = FeatureConfig.from_dict(config["features"])
+    model = build_model(hp, cfg.shape, len(config["classes"]))
+    nn.load_checkpoint(path, model)
+    norm = Standardizer.from_arrays(config["norm_per"], meta.arrays["norm_mean"],
+                                    meta.arrays["norm_std"])
+    model.eval()
+    return model, hp, cfg, norm, config
+
+
+def latest_checkpoint(root=DEFAULT_OUT_ROOT, task: str | None = None):
+    """The newest model.npz under runs/spoken_digits/* (of the given task), or None."""
+    paths = sorted(glob.glob(os.path.join(root, "*", "model.npz")), key=os.path.getmtime,
+                   reverse=True)
+    for p in paths:
+        if task is None:
+            return p
+        try:
+            if nn.load_checkpoint(p).config.get("task") == task:
+                return p
+        except nn.CheckpointError:
+            continue  # a half-written or foreign file: look further back
+    return None

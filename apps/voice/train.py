@@ -1,0 +1,287 @@
+"""Training of apps/voice_vae.py: the optimisation loop (``fit``), the test figures
+(``evaluate``), one model of a run (``train_one``: fit, checkpoints, metrics, latent plot) and
+the `train` command (every model, the reconstructions picture, summary.json, then the judge).
+
+X: (N, n_mels, frames) images in [0, 1]; c: (N, 10) one-hot digits for the conditional model;
+idx: the (train, val, test) index arrays of apps/voice/data.split.
+"""
+from __future__ import annotations
+
+import os
+import time
+
+import numpy as np
+
+import nnscratch as nn
+from apps.audio import fsdd
+from apps.audio.inverse import SpectrogramScaler
+from apps.common.runs import MetricsLog, make_run_dir, write_summary
+from apps.voice.checkpoint import Loaded, latent_stats, save_model
+from apps.voice.data import (
+    APP,
+    CACHE_DIR,
+    VoiceData,
+    feature_config,
+    hop_stats,
+    load_data,
+    one_hot,
+    split,
+)
+from apps.voice.judge import cmd_judge
+from apps.voice.model import MODELS, SEED_TEST_MSE, AELoss, SpectrogramAE
+from apps.voice.plots import plot_latent, plot_reconstructions
+from apps.voice.summary import build_summary
+
+METRIC_FIELDS = ["epoch", "loss", "mse", "kl", "val_loss", "val_mse", "val_kl", "lr", "seconds"]
+
+
+# ==============================================================================================
+# The loop
+# ==============================================================================================
+def evaluate(model: SpectrogramAE, X, c=None, lam: float = 1.0, batch: int = 256,
+             seed: int = 0) -> dict:
+    """Test figures: the MSE of the reconstruction at z = mu; for a VAE also the KL term,
+    lambda * MSE + KL (at z = mu), and the MSE with z sampled once, z = mu + exp(log_var / 2) eps
+    (what a Keras VAE's predict returns, the seed's likely measure)."""
+    mu, log_var = model.encode(X, c, batch)
+    rec = model.decode(mu, c, batch)
+    out = {"mse": float(np.mean((rec.astype(np.float64) - X) ** 2)), "n": int(len(X))}
+    if model.variational:
+        with nn.no_grad():  # a figure, not a loss: NaN is reported, not raised
+            kl = nn.KLDivergence(check_finite=False)(mu, log_var)
+        eps = np.random.default_rng(seed).standard_normal(mu.shape).astype(mu.dtype)
+        rec_s = model.decode(mu + np.exp(0.5 * log_var) * eps, c, batch)
+        out.update(kl=kl, loss=lam * out["mse"] + kl,
+                   mse_sampled=float(np.mean((rec_s.astype(np.float64) - X) ** 2)))
+    return out
+
+
+def train_step(model, loss_fn, opt, xb, cb=None, clip: float | None = None):
+    """One optimisation step on a batch; returns (loss, parts)."""
+    loss, parts = loss_fn(model(xb, cb), xb)
+    model.backward(loss_fn.backward())
+    if clip:
+        nn.optim.clip_grad_norm(model.parameters(), clip)
+    opt.step()
+    opt.zero_grad()
+    return loss, parts
+
+
+def fit(model: SpectrogramAE, Xtr, Xval, ctr=None, cval=None, epochs: int = 40,
+        batch_size: int = 64, lr: float = 1e-3, lam: float = 1.0, seed: int = 0,
+        progress: bool = True, desc: str = "train", log=print, on_epoch=None, state=None,
+        lr_decay_epoch: int | None = None, clip: float | None = 5.0):
+    """Train with Adam; keep the weights of the epoch with the lowest validation loss.
+
+    Xtr, Xval: (N, H, W) float32 in [0, 1]; ctr, cval: one-hot labels for a conditional model.
+    ``state``: {'opt', 'history', 'best', 'best_state', 'epoch', 'rng'} from a checkpoint, to
+    resume. ``on_epoch(model, opt, state)`` runs after every epoch (the app saves checkpoints).
+    ``lr_decay_epoch``: divide the learning rate by 10 from that epoch on (None: constant).
+    Returns (model with the best weights loaded, state).
+    """
+    loss_fn = AELoss(model.variational, lam)
+    opt = nn.optim.Adam(model.parameters(), lr=lr)
+    state = dict(state or {})
+    if state.get("opt") is not None:
+        opt.load_state_dict(state["opt"])
+    history = list(state.get("history", []))
+    best, best_state = state.get("best"), state.get("best_state")
+    start = int(state.get("epoch", 0)) + 1
+    rng = np.random.default_rng(seed)
+    if state.get("rng") is not None:
+        rng.bit_generator.state = state["rng"]
+    n = len(Xtr)
+    bar = None
+    if progress and start <= epochs:
+        from tqdm import tqdm
+
+        bar = tqdm(total=(epochs - start + 1) * ((n + batch_size - 1) // batch_size), desc=desc,
+                   unit="batch", leave=False, dynamic_ncols=True)
+    for epoch in range(start, epochs + 1):
+        if lr_decay_epoch and epoch >= lr_decay_epoch:
+            opt.lr = lr / 10.0
+        t0 = time.perf_counter()
+        model.train()
+        perm = rng.permutation(n)
+        tot = {"loss": 0.0, "mse": 0.0, "kl": 0.0}
+        for i in range(0, n, batch_size):
+            b = perm[i:i + batch_size]
+            xb = nn.to_device(Xtr[b])
+            cb = None if ctr is None else nn.to_device(ctr[b])
+            loss, parts = train_step(model, loss_fn, opt, xb, cb, clip)
+            tot["loss"] += loss * len(b)
+            tot["mse"] += parts["mse"] * len(b)
+            tot["kl"] += parts["kl"] * len(b)
+            if bar is not None:
+                bar.update(1)
+                seen = min(i + len(b), n)
+                bar.set_postfix(epoch=epoch, loss=f"{tot['loss'] / seen:.4g}",
+                                mse=f"{tot['mse'] / seen:.4f}")
+        model.eval()
+        val = evaluate(model, Xval, cval, lam)
+        rec = {"epoch": epoch, "loss": tot["loss"] / n, "mse": tot["mse"] / n, "kl": tot["kl"] / n,
+               "val_mse": val["mse"], "val_loss": val.get("loss", val["mse"]),
+               "val_kl": val.get("kl", 0.0), "lr": opt.lr,
+               "seconds": round(time.perf_counter() - t0, 2)}
+        if best is None or rec["val_loss"] < best:
+            best, best_state = rec["val_loss"], model.state_dict()
+            rec["best"] = True
+        history.append(rec)
+        if bar is not None:
+            bar.set_postfix(epoch=epoch, loss=f"{rec['loss']:.4g}", val_mse=f"{val['mse']:.5f}")
+        if log is not None:
+            kl = (f", KL {rec['kl']:.3f} (val {rec['val_kl']:.3f})" if model.variational
+                  else "")
+            log(f"[{desc}] epoch {epoch:3d}/{epochs}: train loss {rec['loss']:.5g}, MSE "
+                f"{rec['mse']:.5f}{kl}; val MSE {val['mse']:.5f}"
+                f"{' *' if rec.get('best') else ''} ({rec['seconds']:.0f} s)")
+        state = {"opt": opt.state_dict(), "history": history, "best": best,
+                 "best_state": best_state, "epoch": epoch, "rng": rng.bit_generator.state}
+        if on_epoch is not None:
+            on_epoch(model, opt, state)
+    if bar is not None:
+        bar.close()
+    if not state:
+        state = {"history": history, "best": best, "best_state": best_state, "epoch": start - 1}
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    model.eval()
+    return model, state
+
+
+# ==============================================================================================
+# One model of a run
+# ==============================================================================================
+def _metrics_log(path, history) -> MetricsLog:
+    """<model>_metrics.csv holding exactly ``history`` (a resumed run's past epochs, or none),
+    ready for one row per new epoch."""
+    if os.path.exists(path):
+        os.remove(path)  # a fresh run, or rows written after the checkpoint we resume from
+    log = MetricsLog(path, METRIC_FIELDS)
+    for row in history:
+        log.append({k: row.get(k) for k in METRIC_FIELDS})
+    return log
+
+
+def train_one(name, args, data: VoiceData, X, idx, scaler, hops, out, log=print) -> dict:
+    """Train (or resume) one model; write its checkpoints, metrics and latent plot. Returns its
+    summary entry."""
+    tr, va, te = idx
+    spec = dict(MODELS[name])
+    if name == "vae" and args.vae_latent:
+        spec["latent"] = args.vae_latent
+    if name == "cvae" and args.cvae_latent:
+        spec["latent"] = args.cvae_latent
+    nn.manual_seed(args.seed)
+    model = SpectrogramAE(data.cfg.shape, channels=tuple(args.channels), hidden=args.hidden,
+                          dense_hidden=tuple(args.dense_hidden), **spec)
+    lam = args.lam if model.variational else 1.0
+    C = one_hot(data.digits) if model.n_classes else None
+
+    def sub(a, i):
+        return None if a is None else a[i]
+
+    best_path, last_path = os.path.join(out, f"{name}.npz"), os.path.join(out, f"{name}_last.npz")
+    state = None
+    if args.resume and os.path.exists(last_path):
+        ck = nn.load_checkpoint(last_path, model)
+        state = {"opt": ck.optimizer, "history": ck.extra.get("history", []),
+                 "best": ck.extra.get("best"), "epoch": ck.extra.get("epoch", 0),
+                 "rng": ck.extra.get("rng"),
+                 "best_state": (nn.load_checkpoint(best_path).model
+                                if os.path.exists(best_path) else None)}
+        log(f"[{name}] resumed from {last_path} after epoch {state['epoch']}")
+    epochs = args.epochs or (args.dense_epochs if model.kind == "dense" else args.conv_epochs)
+    metrics_csv = os.path.join(out, f"{name}_metrics.csv")
+    metrics = _metrics_log(metrics_csv, state["history"] if state else [])
+
+    def on_epoch(m, opt, st):
+        extra = {"epoch": st["epoch"], "history": st["history"], "best": st["best"],
+                 "rng": st["rng"], "epochs": epochs}
+        save_model(last_path, name, m, data.cfg, scaler, lam, hops, extra, opt=opt,
+                   protocol=data.protocol)
+        if st["history"][-1].get("best"):
+            save_model(best_path, name, m, data.cfg, scaler, lam,
+                       {**hops, **latent_stats(m, X[tr], data.digits[tr])},
+                       {"epoch": st["epoch"], "history": st["history"]}, protocol=data.protocol)
+        metrics.append({k: st["history"][-1].get(k) for k in METRIC_FIELDS})
+
+    t0 = time.perf_counter()
+    model, st = fit(model, X[tr], X[va], sub(C, tr), sub(C, va), epochs=epochs,
+                    batch_size=args.batch_size, lr=args.lr, lam=lam, seed=args.seed,
+                    progress=args.progress, desc=name,
+                    log=log if (not args.progress or args.log_epochs) else None,
+                    on_epoch=on_epoch, state=state, lr_decay_epoch=args.lr_decay_epoch)
+    test = evaluate(model, X[te], sub(C, te), lam)
+    val = evaluate(model, X[va], sub(C, va), lam)
+    stats = latent_stats(model, X[tr], data.digits[tr])
+    history = st["history"]
+    best_epoch = max((h["epoch"] for h in history if h.get("best")), default=None)
+    entry = {"model": model.config(), "protocol": data.protocol,
+             "parameters": model.num_parameters(), "lambda": lam, "epochs": epochs,
+             "best_epoch": best_epoch, "test_mse": round(test["mse"], 6),
+             "val_mse": round(val["mse"], 6), "seed_test_mse": SEED_TEST_MSE.get(name),
+             "seconds": round(time.perf_counter() - t0, 1)}
+    if model.variational:
+        entry.update(test_kl=round(test["kl"], 4), test_loss=round(test["loss"], 5),
+                     test_mse_sampled_z=round(test["mse_sampled"], 6))
+    save_model(best_path, name, model, data.cfg, scaler, lam, {**hops, **stats},
+               {"epoch": best_epoch, "history": history, "test": test, "val": val,
+                "summary": entry}, protocol=data.protocol)
+    mu, _ = model.encode(X[tr], sub(C, tr))
+    axes = ", principal axes" if model.latent > 3 else ""
+    png = plot_latent(mu, data.digits[tr], stats["centroids"],
+                      os.path.join(out, f"latent_{name}.png"),
+                      f"{name}: training codes ({model.latent}-D{axes})",
+                      histogram=model.variational)
+    seed_txt = f" (seed: {SEED_TEST_MSE[name]})" if name in SEED_TEST_MSE else ""
+    log(f"[{name}] test MSE {test['mse']:.5f}{seed_txt}, validation {val['mse']:.5f}, best epoch "
+        f"{best_epoch}/{epochs}" + (f", test KL {test['kl']:.3f}" if model.variational else ""))
+    entry["files"] = [best_path, last_path, metrics_csv, png]
+    return entry
+
+
+# ==============================================================================================
+# The train command
+# ==============================================================================================
+def cmd_train(args, log=print) -> int:
+    """Train the chosen models into one run folder, draw their reconstructions, write
+    summary.json, then let the digit classifier judge them (unless --no-judge)."""
+    t0 = time.perf_counter()
+    out = make_run_dir(args.out, APP)
+    cfg = feature_config(args.protocol, args.n_mels, args.frames)
+    data = load_data(args.data, cfg, limit=args.limit, progress=args.progress, log=log,
+                     cache_dir=None if args.no_cache else CACHE_DIR, protocol=args.protocol)
+    idx = split(data, args.val_fraction, args.seed)
+    tr = idx[0]
+    scaler = SpectrogramScaler().fit(data.S_db[tr])  # min and max of the training images only
+    X = scaler.transform(data.S_db)
+    hops = hop_stats(data.hops[tr], data.digits[tr])
+    log(f"data: {len(data.recs)} recordings, {len(idx[0])} train / {len(idx[1])} validation / "
+        f"{len(idx[2])} test (official split); dB range [{scaler.lo:.1f}, {scaler.hi:.1f}] "
+        "-> [0, 1]")
+    for name in args.models:
+        train_one(name, args, data, X, idx, scaler, hops, out, log=log)
+    loaded = {n: Loaded(os.path.join(out, f"{n}.npz")) for n in MODELS
+              if os.path.exists(os.path.join(out, f"{n}.npz"))}
+    te = idx[2][::max(1, len(idx[2]) // 8)][:8]
+    rec_png = plot_reconstructions(loaded, X[te], data.digits[te],
+                                   [f"{data.digits[i]} {data.speakers[i]}" for i in te],
+                                   os.path.join(out, "reconstructions.png"))
+    summary = build_summary(out)
+    summary.setdefault("files", []).append(rec_png)
+    summary["train_seconds"] = round(time.perf_counter() - t0, 1)
+    summary["data"] = {"root": fsdd.resolve_root(args.data), "recordings": len(data.recs),
+                       "train": int(len(idx[0])), "val": int(len(idx[1])),
+                       "test": int(len(idx[2])), "features": cfg.to_dict(),
+                       "protocol": args.protocol, "scaler": scaler.to_dict()}
+    write_summary(out, summary)
+    for n, m in summary["models"].items():
+        seed = f" (seed {m['seed_test_mse']})" if m.get("seed_test_mse") else ""
+        log(f"test MSE {n}: {m['test_mse']:.5f}{seed}")
+    if args.judge:
+        args.run = out
+        cmd_judge(args, log=log)
+    log(f"wrote {out}/ (summary.json, curves.png, latent_*.png, reconstructions.png, "
+        "checkpoints)")
+    return 0
