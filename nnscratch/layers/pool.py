@@ -15,10 +15,6 @@ from ..functions.pool import MaxPool1D as MaxPool1DFn
 from ..functions.pool import MaxPool2D as MaxPool2DFn
 from .base import StatelessLayer
 
-# TEMPORARY, for the apps until they import these from nnscratch.layers.reshape (or nn.Flatten):
-# apps/audio/classifier.py and apps/voice_models.py still import them from here.
-from .reshape import Flatten, Reshape  # noqa: F401
-
 
 class _Pool(StatelessLayer):
     def __init__(self, kernel_size=2, stride=None, padding=0):
