@@ -7,6 +7,7 @@ tune, and the share of tunes that music21 parses and whose bars fit their meter.
 from __future__ import annotations
 
 import codecs
+import math
 import os
 import warnings
 
@@ -15,6 +16,7 @@ import numpy as np
 import nnscratch as nn
 from apps.common.errors import UsageError
 from apps.music.abc_eval import abc_to_midi, check_abc
+from apps.music.abc_meter import BarTracker, MeterMask
 
 from .data import Vocab
 from .model import ModelConfig, MusicRNN
@@ -32,17 +34,26 @@ def load_model(checkpoint: str) -> tuple[MusicRNN, Vocab, nn.serialization.Check
 
 
 def sample(model: MusicRNN, vocab: Vocab, prime: str, n: int, temperature: float = 0.8,
-           max_chars: int = 1500, stop: str = "\n\n", seed: int = 0) -> list[str]:
+           max_chars: int = 1500, stop: str = "\n\n", seed: int = 0, meter_aware: bool = False,
+           stats: dict | None = None) -> list[str]:
     """``n`` independent continuations of ``prime`` (one batch row each), stopped at ``stop``.
 
     The prime runs through the model as one (n, len(prime)) batch; then each step feeds the
     sampled ids (n,) back and draws from softmax(logits / temperature), (n, V). Characters the
     model never saw in ``prime`` map to <unk> with a warning.
+
+    ``meter_aware``: before each draw, the characters that would overfill a bar or close one
+    short get probability 0 (apps/music/abc_meter.py, docs/abc_meter.md); the rest are
+    renormalised. ``stats``, when given, receives the model's own mean log-likelihood of what
+    was sampled (nats per character, at temperature 1 and without the mask: how natural the
+    text is to the model), the share of probability the mask removed, and the mask's dead ends.
     """
-    if not temperature > 0:
-        raise UsageError(f"temperature must be positive, got {temperature}")
+    if not (temperature > 0 and math.isfinite(temperature)):
+        raise UsageError(f"temperature must be a finite positive number, got {temperature}")
     if not prime:
         raise UsageError("the prime must hold at least one character")
+    if n < 1 or max_chars < 1:
+        raise UsageError(f"n and max_chars must be at least 1, got {n} and {max_chars}")
     ids, n_unk = vocab.encode(prime)
     if n_unk:
         unknown = sorted({c for c in prime if c not in vocab.stoi})
@@ -54,25 +65,46 @@ def sample(model: MusicRNN, vocab: Vocab, prime: str, n: int, temperature: float
     out = [[] for _ in range(n)]
     prev = [prime[-1]] * n          # the stop sequence is two characters: "\n\n"
     done = np.zeros(n, dtype=bool)
+    masker = MeterMask(vocab.itos) if meter_aware else None
+    trackers = [BarTracker().feed_text(prime) for _ in range(n)] if meter_aware else None
+    loglik, n_chars, removed = 0.0, 0, 0.0
     with nn.no_grad():
         logits, state = model(xp.asarray(np.tile(ids, (n, 1))))
         last = logits[:, -1]
         for _ in range(max_chars):
-            # softmax(logits / T) on the host in float64; <unk> (id 0) is never emitted
-            p = nn.to_cpu(nn.functions.softmax(last.astype(np.float64) / temperature, axis=-1))
+            z = nn.to_cpu(last).astype(np.float64)            # (n, V) on the host
+            log_p1 = z - z.max(axis=1, keepdims=True)         # the model's own log-probabilities
+            log_p1 -= np.log(np.exp(log_p1).sum(axis=1, keepdims=True))
+            # softmax(logits / T) in float64; <unk> (id 0) is never emitted
+            p = nn.functions.softmax(z / temperature, axis=-1)
             p[:, 0] = 0.0
             p /= p.sum(axis=1, keepdims=True)
+            if masker is not None:
+                for r in np.flatnonzero(~done):
+                    allowed = masker(trackers[r])
+                    removed += float(p[r, ~allowed].sum())
+                    p[r, ~allowed] = 0.0
+                    p[r] /= p[r].sum()
             u = rng.random((n, 1))
             nxt = np.minimum((p.cumsum(axis=1) < u).sum(axis=1), p.shape[1] - 1)  # inverse CDF
             for r in np.flatnonzero(~done):
                 ch = vocab.itos[nxt[r]]
                 out[r].append(ch)
+                loglik += log_p1[r, nxt[r]]
+                n_chars += 1
+                if trackers is not None:
+                    trackers[r].feed(ch)
                 if prev[r] + ch == stop:
                     done[r] = True
                 prev[r] = ch
             if done.all():
                 break
             last, state = model.step(xp.asarray(nxt.astype(np.int32)), state)
+    if stats is not None:
+        stats.update(model_loglik_per_char=loglik / max(n_chars, 1), chars=n_chars,
+                     meter_aware=meter_aware,
+                     mask_removed_mass_per_char=removed / max(n_chars, 1) if masker else 0.0,
+                     mask_dead_ends=masker.dead_ends if masker else 0)
     return [(prime + "".join(o)).rstrip("\n") + "\n" for o in out]
 
 

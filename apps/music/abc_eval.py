@@ -15,12 +15,16 @@ from __future__ import annotations
 
 import contextlib
 import io
+import math
 import os
 import re
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from apps.common.errors import InputError
 
 from .abc_text import meter_fraction, normalise_meter
+from .midi import Note, Track, write_midi
 
 
 @dataclass
@@ -33,12 +37,33 @@ class AbcCheck:
     error: str | None = None
 
 
+_FERMATA = re.compile(r'H(?=[\^_=A-Ga-gzx\[(.~"!])')
+
+
+def for_music21(text: str) -> str:
+    """The tune, rewritten where music21's ABC reader goes wrong, meaning unchanged.
+
+    - music21 drops the note after the ``H`` (fermata) decoration shortcut: it becomes the
+      long form ``!fermata!``, which it reads;
+    - its tokenizer drops the ``::`` barline (and the bar after it): ``:|:`` means the same.
+    Field lines (``K:HP``) and chord symbols are left alone.
+    """
+    out = []
+    for line in text.split("\n"):
+        if not re.match(r"^[A-Za-z]:", line):
+            parts = line.split('"')   # even parts are music, odd ones chord symbols
+            parts[::2] = [_FERMATA.sub("!fermata!", p).replace("::", ":|:") for p in parts[::2]]
+            line = '"'.join(parts)
+        out.append(line)
+    return "\n".join(out)
+
+
 def _parse(text: str):
     from music21 import converter  # noqa: PLC0415 - music21 imports slowly
 
     with warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()):
         warnings.simplefilter("ignore")
-        return converter.parse(text, format="abc")
+        return converter.parse(for_music21(text), format="abc")
 
 
 def check_abc(text: str) -> AbcCheck:
@@ -77,9 +102,7 @@ def bar_durations(text: str) -> list[tuple[float, float | None, str, str]]:
     """
     from music21 import abcFormat  # noqa: PLC0415 - music21 imports slowly
 
-    # music21's tokenizer drops the '::' barline (and the bar after it); ':|:' means the same.
-    text = "\n".join(line if re.match(r"^[A-Za-z]:", line) else line.replace("::", ":|:")
-                     for line in text.split("\n"))
+    text = for_music21(text)
     handler = abcFormat.ABCHandler()
     with warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()):
         warnings.simplefilter("ignore")
@@ -136,25 +159,94 @@ def _play_repeats_once(score) -> None:
                 site.remove(s)
 
 
-def abc_to_midi(text: str, path: str, log=None) -> str:
-    """Write a tune as a MIDI file with music21 (the file is then read back by mido in tests).
+class MidiExportError(InputError):
+    """A tune music21 parses but that cannot become MIDI (named with the reason)."""
 
-    Repeats are expanded; if they cannot be (unpaired repeat signs), every section is played
-    once instead and ``log`` (when given) is told so.
+
+FIDDLE = 40  # General MIDI program 41, "Violin", numbered from 0: the folk tunes' instrument
+GUITAR = 24  # General MIDI program 25, "Acoustic Guitar (nylon)": the chord symbols
+GRACE_BEATS = 0.125
+_DECLARED_METER = re.compile(r"(?:^|\[)M:\s*(\d+/\d+)", re.MULTILINE)
+
+
+@dataclass
+class TuneNotes:
+    """What a tune sounds like: notes in beats (quarter notes), its meter map
+    [(beat, numerator, denominator)], its length in beats, and how repeats were read."""
+
+    notes: list
+    time_signatures: list
+    length: float
+    repeats: str = "expanded"   # or "played once (<music21's reason>)"
+    chords: list = field(default_factory=list)   # chord symbols ("G", "D7") as held notes
+
+
+def abc_to_notes(text: str) -> TuneNotes:
+    """The sounding notes of a one-voice ABC tune, read off music21's parsed score.
+
+    Repeats are expanded; where music21 cannot pair them (a ``|:`` never closed, a ``:|`` after
+    a section that already repeated), every section is played once, as abc2midi does. Tied
+    notes become one note; grace notes (no duration in the score) sound for a 32nd note at
+    the time of the note they ornament, as music21's own MIDI writer plays them; a chord gives
+    one note per pitch.
     """
-    from music21 import repeat  # noqa: PLC0415
+    from music21 import harmony, meter, repeat  # noqa: PLC0415 - music21 imports slowly
+    from music21.exceptions21 import StreamException  # noqa: PLC0415
 
     score = _parse(text)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            score.write("midi", fp=path)
-        except repeat.ExpanderException as exc:
-            score = _parse(text)  # the failed write may have left the score half-prepared
-            _play_repeats_once(score)
-            score.write("midi", fp=path)
-            if log:
-                log(f"{os.path.basename(path)}: repeats played once ({exc})")
-    return path
+    how = "expanded"
+    try:
+        played = score.expandRepeats()
+    except (repeat.ExpanderException, StreamException) as exc:
+        played = _parse(text)  # a failed expansion may leave the score half-prepared
+        _play_repeats_once(played)
+        how = f"played once ({exc})"
+    flat = played.stripTies().flatten()
+    notes, symbols = [], []
+    for el in flat.notes:
+        if isinstance(el, harmony.ChordSymbol):
+            symbols.append((float(el.offset), [int(p.midi) for p in el.pitches]))
+            continue
+        length = float(el.quarterLength) or GRACE_BEATS   # a grace note: a short flick
+        start = float(el.offset)
+        for pitch in el.pitches:
+            notes.append(Note(int(pitch.midi), start, start + length, velocity=90))
+    # the meters the tune declares (music21 also inserts meters of its own, such as 1/8 for a
+    # one-note pickup bar, to make irregular bars fit: those are not the tune's)
+    declared = {tuple(int(v) for v in m.split("/")) for m in _DECLARED_METER.findall(text)}
+    sigs: list[tuple[float, int, int]] = []
+    for ts in flat.getElementsByClass(meter.TimeSignature):
+        entry = (float(ts.offset), int(ts.numerator), int(ts.denominator))
+        if entry[1:] in declared and (not sigs or sigs[-1][1:] != entry[1:]):
+            sigs.append(entry)
+    sigs = [(0.0, *sigs[0][1:])] + sigs[1:] if sigs else [(0.0, 4, 4)]  # from the first beat
+    end = max([float(flat.highestTime)] + [n.end for n in notes])
+    chords = [Note(p, start, stop, velocity=55)
+              for (start, pitches), stop in zip(symbols, [s[0] for s in symbols[1:]] + [end])
+              if stop > start for p in pitches]
+    return TuneNotes(notes, sigs, end, how, chords)
+
+
+def abc_to_midi(text: str, path: str, log=None, bpm: float = 120.0,
+                program: int = FIDDLE) -> str:
+    """Write a tune as a type-1 MIDI file with the project's own writer (apps/music/midi.py).
+
+    music21 parses the ABC (``abc_to_notes``); the notes are then written by ``write_midi``,
+    not by music21's MIDI writer, which fails on some valid tunes (a time signature "already
+    found in this Stream" while it builds its conductor track). When repeats cannot be paired
+    and are played once, ``log`` (when given) is told so. Raises MidiExportError naming the
+    reason when the tune holds no note to write.
+    """
+    tune = abc_to_notes(text)
+    if tune.repeats != "expanded" and log:
+        log(f"{os.path.basename(path)}: repeats {tune.repeats}")
+    if not tune.notes:
+        raise MidiExportError(f"{path}: the tune holds no note with a duration")
+    tracks = [Track(tune.notes, program=program, name="tune")]
+    if tune.chords:
+        tracks.append(Track(tune.chords, program=GUITAR, channel=1, name="chords"))
+    # MIDI can only say meters whose denominator is a power of two (M:3/6 exists in old
+    # transcriptions): the nearest one is written; the notes' times are not affected
+    sigs = [(beat, num, 2 ** max(0, round(math.log2(den)))) for beat, num, den in
+            tune.time_signatures]
+    return write_midi(path, tracks, tempo=bpm, time_signature=sigs, length=tune.length)

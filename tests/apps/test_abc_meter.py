@@ -4,6 +4,7 @@ tune whose bars fit and always block an overfull or short bar."""
 from __future__ import annotations
 
 import os
+import re
 
 import numpy as np
 import pytest
@@ -69,14 +70,15 @@ def _validation_tunes(n: int):
 
 
 def test_agrees_with_music21_on_real_tunes():
-    """Bar for bar, the tracker reads real tunes as music21's tokenizer does, except two of
-    music21's own mistakes: it drops the note after an 'H' (fermata) decoration, and counts a
-    grace note inside a tuplet as one of the tuplet's notes."""
+    """Bar for bar, the tracker reads real tunes as music21's tokenizer does (after
+    ``for_music21`` rewrites what music21 misreads), except where music21 departs from ABC 2.1:
+    it counts a grace note inside a tuplet as one of the tuplet's notes, gives no time to the
+    invisible rest ``x``, and reads a multi-bar rest ``Z`` as one beat."""
     tunes = _validation_tunes(150)
     compared = agree = 0
     for t in tunes:
         body = t.split("K:", 1)[1]
-        if "H" in body or "({" in body or "3{" in body:
+        if re.search(r"\(\d[^|]*\{", body) or re.search(r"[xZ]", body):
             continue
         compared += 1
         ref = [(round(a, 6), b) for a, b, _, _ in bar_durations(t)]
@@ -107,7 +109,8 @@ def test_mask_never_blocks_a_real_tune_whose_bars_fit():
 def test_mask_blocks_overfull_and_short_bars():
     itos = ["<unk>", " ", "\n", "|", ":", "]", "2", "3", "/", "A", "B", "c", "z", "[", "("]
     m = MeterMask(itos)
-    allowed = lambda text: {c for c, ok in zip(itos, m(BarTracker().feed_text(text))) if ok}
+    def allowed(text):
+        return {c for c, ok in zip(itos, m(BarTracker().feed_text(text))) if ok}
     head = HEAD.format(m="4/4", l="1/8")
     full = allowed(head + "ABcA BcAB")            # the bar is full if the open B stays an eighth
     assert {"A", "B", "c", "z", "2"}.isdisjoint(full)   # ("3" may still become "3/8")

@@ -7,7 +7,7 @@ import os
 import mido
 import pytest
 
-from apps.music.abc_eval import abc_to_midi, bar_durations, check_abc
+from apps.music.abc_eval import abc_to_midi, bar_durations, check_abc, for_music21
 from apps.music.abc_text import (
     AbcInputError,
     canonical_tune,
@@ -152,3 +152,59 @@ def test_midi_export_plays_unpaired_repeats_once(tmp_path):
                        str(tmp_path / "g.mid"))
     notes = _note_ons(good)
     assert len(notes) == 2 * 6 + 7  # paired repeats are still expanded
+
+
+# A real tune (O'Neill's) on which music21's own MIDI writer fails: "TimeSignature 3/4 is
+# already found in this Stream" while it builds its conductor track.
+_M21_FAILS = """X:1
+M:3/4
+L:1/8
+K:D
+Ad|f4 ff|f4 f2|e2 f2 e2|d4 dd|
+(d2 f2 a2)|(a2 g2 f2)|(f2 e2) z2|z2 z2 de|
+(f2 g2 f2)|(f2 e2 d2)|(e2 f2 e2)|(d4 cB)|
+A2 d2 f2|a2 g2 e2|e2 d2 z2|z2 z2 cd|
+e4 (fe)|e2 c2 d2|e2 c2 a2|e2 c3 e|
+a4 gf|e4 dc|B2 e2 d2|c2 HA2 Ad|
+f3 f f2|f2 d2 (A/B/c/d/e/f/)|g3 g g2|g2 e2 A2|
+d4 ef|g3 a b2|a2 g2 f2|e2 Hd2||
+"""
+
+
+def test_midi_export_of_a_tune_music21_cannot_write(tmp_path):
+    from music21 import converter  # noqa: PLC0415
+    from music21.exceptions21 import StreamException  # noqa: PLC0415
+
+    with pytest.raises(StreamException, match="already found"):   # the bug we work around
+        converter.parse(_M21_FAILS, format="abc").write("midi", fp=str(tmp_path / "m21.mid"))
+    path = abc_to_midi(_M21_FAILS, str(tmp_path / "ours.mid"))
+    mf = mido.MidiFile(path)
+    sigs = [m for m in mf.tracks[0] if m.type == "time_signature"]
+    assert [(m.numerator, m.denominator) for m in sigs] == [(3, 4)]
+    n_notes = sum(ch.isalpha() and ch in "ABCDEFGabcdefg" for line in _M21_FAILS.split("\n")[4:]
+                  for ch in line)
+    assert len(_note_ons(path)) == n_notes
+
+
+def test_midi_export_voices_chord_symbols_and_grace_notes(tmp_path):
+    tune = 'X:1\nM:4/4\nL:1/8\nK:G\n"G"GABc "D7"d2{c}B2|"G"G8|]\n'
+    mf = mido.MidiFile(abc_to_midi(tune, str(tmp_path / "c.mid")))
+    names = [m.name for tr in mf.tracks for m in tr if m.type == "track_name"]
+    assert names == ["conductor", "tune", "chords"]
+    tune_notes = [m.note for m in mf.tracks[1] if m.type == "note_on" and m.velocity]
+    assert tune_notes == [67, 69, 71, 72, 74, 72, 71, 67]          # the grace c before B
+    chord_on = [m.note for m in mf.tracks[2] if m.type == "note_on" and m.velocity]
+    assert chord_on == [55, 59, 62, 50, 54, 57, 60, 55, 59, 62]    # G, D7, G
+
+
+def test_midi_export_rounds_a_meter_midi_cannot_say(tmp_path):
+    mf = mido.MidiFile(abc_to_midi("X:1\nM:3/6\nL:1/8\nK:G\nGAB GAB|]\n", str(tmp_path / "m.mid")))
+    sig = next(m for m in mf.tracks[0] if m.type == "time_signature")
+    assert (sig.numerator, sig.denominator) == (3, 8)
+
+
+def test_music21_reads_the_note_after_a_fermata():
+    tune = 'X:1\nM:3/4\nL:1/8\nK:D\n"A"c2 HA2 Ad|HD6|]\n'
+    assert check_abc(tune).n_notes == 6                 # music21 alone reads 4 of them
+    assert [b[0] for b in bar_durations(tune)] == [3.0, 3.0]
+    assert for_music21("K:HP\n") == "K:HP\n" and '"H"' in for_music21('"H"A')
