@@ -74,8 +74,11 @@ def _add_sample_args(p):
                    r'(e.g. "X:1\nM:6/8\nL:1/8\nK:D\n")')
     p.add_argument("--seed", type=nonnegative_int, default=1)
     p.add_argument("--max-chars", type=positive_int, default=1500)
-    p.add_argument("--out", help="folder for samples.abc and the MIDI files "
-                   "(default: beside the checkpoint)")
+    p.add_argument("--out", help="folder for samples.abc, the MIDI, SVG and WAV files and "
+                   "index.html (default: beside the checkpoint)")
+    p.add_argument("--meter-aware", action=argparse.BooleanOptionalAction, default=False,
+                   help="mask the characters that would overfill a bar or close it short "
+                   "(docs/abc_meter.md)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -93,6 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train_args(run)
     run.set_defaults(max_minutes=15.0, steps=100_000)
     run.add_argument("--samples", type=positive_int, default=3)
+    run.add_argument("--meter-aware", action=argparse.BooleanOptionalAction, default=True,
+                     help="sample with every bar fitting the meter (docs/abc_meter.md)")
     return p
 
 

@@ -1,8 +1,8 @@
-"""Sampling tunes from a trained MusicRNN and judging them: samples.abc, one MIDI file per valid
-tune, and the share of tunes that music21 parses and whose bars fit their meter.
+"""Sampling tunes from a trained MusicRNN, optionally meter-aware, and handing them to
+``publish`` (files, judges, index.html).
 
     checkpoint --load_model--> MusicRNN + Vocab --sample--> n tunes (text)
-               --check_abc / abc_to_midi--> samples.abc, sample_01.mid, ... and a report
+               --publish_tunes--> samples.abc, sample_NN.mid/.svg/.wav, index.html, a report
 """
 from __future__ import annotations
 
@@ -15,11 +15,12 @@ import numpy as np
 
 import nnscratch as nn
 from apps.common.errors import UsageError
-from apps.music.abc_eval import abc_to_midi, check_abc
+from apps.common.runs import read_summary
 from apps.music.abc_meter import BarTracker, MeterMask
 
 from .data import Vocab
 from .model import ModelConfig, MusicRNN
+from .publish import publish_tunes
 
 
 def load_model(checkpoint: str) -> tuple[MusicRNN, Vocab, nn.serialization.Checkpoint]:
@@ -109,36 +110,46 @@ def sample(model: MusicRNN, vocab: Vocab, prime: str, n: int, temperature: float
 
 
 def sample_tunes(checkpoint: str, out_dir: str, n: int, temperature: float, prime: str,
-                 seed: int, max_chars: int = 1500, log=print) -> dict:
-    """Sample ``n`` tunes; write samples.abc and one MIDI per valid tune; report validity."""
-    model, vocab, _ = load_model(checkpoint)
+                 seed: int, max_chars: int = 1500, log=print, meter_aware: bool = False,
+                 files: bool = True) -> dict:
+    """Sample ``n`` tunes and publish them into ``out_dir`` (samples.abc, and per valid tune a
+    MIDI file, an SVG score and a WAV recording, then index.html); return the report."""
+    model, vocab, ck = load_model(checkpoint)
+    stats: dict = {}
     tunes = sample(model, vocab, prime, n, temperature=temperature, max_chars=max_chars,
-                   seed=seed)
-    os.makedirs(out_dir, exist_ok=True)
-    abc_path = os.path.join(out_dir, "samples.abc")
-    with open(abc_path, "w", encoding="utf-8") as f:
-        f.write("\n".join(tunes))
-    checks, midi = [], []
-    for i, tune in enumerate(tunes, 1):
-        c = check_abc(tune)
-        checks.append(c)
-        if c.valid:
-            try:
-                midi.append(abc_to_midi(tune, os.path.join(out_dir, f"sample_{i:02d}.mid"),
-                                        log=log))
-            except Exception as exc:  # music21 parsed it but could not write MIDI
-                log(f"tune {i}: MIDI export failed: {exc}")
-        meter = "bars fit the meter" if c.fits_meter else f"{c.bad_bars} bar(s) off the meter"
-        log(f"--- tune {i}: {'valid' if c.valid else 'INVALID'} ABC, {meter}, "
-            f"{c.n_notes} notes\n{tune}")
-    report = {"checkpoint": checkpoint, "n": n, "temperature": temperature, "seed": seed,
-              "prime": prime, "valid_share": sum(c.valid for c in checks) / n,
-              "meter_fit_share": sum(c.fits_meter for c in checks) / n,
-              "abc": abc_path, "midi": midi}
-    log(f"{report['valid_share']:.0%} of {n} tunes parse as valid ABC; "
-        f"{report['meter_fit_share']:.0%} have bars that fit the meter; wrote {abc_path} and "
-        f"{len(midi)} MIDI file(s)")
+                   seed=seed, meter_aware=meter_aware, stats=stats)
+    trained = read_summary(out_dir) or read_summary(os.path.dirname(os.path.abspath(checkpoint)))
+    figures = page_figures(trained, ck, temperature, meter_aware, stats)
+    report = publish_tunes(tunes, out_dir, log=log, figures=figures, files=files,
+                           title=f"Folk tunes sampled from {os.path.basename(checkpoint)}")
+    report.update(checkpoint=checkpoint, temperature=temperature, seed=seed, prime=prime,
+                  sampling=stats)
+    log(f"the model's own log-likelihood of these tunes: "
+        f"{stats['model_loglik_per_char']:.4f} nats/char"
+        + (f"; the meter mask removed {stats['mask_removed_mass_per_char']:.2%} of the "
+           "probability per character" if meter_aware else ""))
     return report
+
+
+def page_figures(trained: dict, ck, temperature: float, meter_aware: bool, stats: dict) -> dict:
+    """The figures index.html shows above the tunes: the training run's and the sampling's."""
+    hp = ck.config.get("hp", {})
+    figures = {}
+    if trained:
+        figures.update({
+            "training steps": trained.get("steps"),
+            "validation cross-entropy (nats/char)": trained.get("best_val_cross_entropy"),
+            "validation accuracy": trained.get("val_accuracy"),
+            "training time (s)": trained.get("train_seconds"),
+            "tokens per second": trained.get("tokens_per_s")})
+    if hp:
+        figures["model"] = (f"{hp.get('layers')} x LSTM {hp.get('hidden')}, embedding "
+                            f"{hp.get('embedding')} ({hp.get('preset')} preset)")
+    figures["temperature"] = temperature
+    figures["meter-aware sampling"] = "on" if meter_aware else "off"
+    figures["model's log-likelihood of the samples (nats/char)"] = round(
+        stats.get("model_loglik_per_char", float("nan")), 4)
+    return {k: v for k, v in figures.items() if v is not None}
 
 
 def decode_prime(text: str) -> str:
@@ -153,4 +164,4 @@ def sample_cmd(args) -> None:
     """The ``sample`` command: tunes into --out (default: the checkpoint's folder)."""
     out = args.out or os.path.dirname(os.path.abspath(args.checkpoint))
     sample_tunes(args.checkpoint, out, args.n, args.temperature, decode_prime(args.prime),
-                 args.seed, args.max_chars)
+                 args.seed, args.max_chars, meter_aware=args.meter_aware)

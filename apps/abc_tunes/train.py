@@ -356,6 +356,6 @@ def main_job(args) -> int:
     if summary["stop_reason"] == "interrupted":
         return 130
     report = sample_tunes(os.path.join(args.out, "best.npz"), args.out, args.samples, 0.8,
-                          "X:1\n", args.seed + 1)
+                          "X:1\n", args.seed + 1, meter_aware=args.meter_aware)
     update_summary(args.out, samples=report)
     return 0

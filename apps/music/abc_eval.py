@@ -200,7 +200,8 @@ def abc_to_notes(text: str) -> TuneNotes:
     except (repeat.ExpanderException, StreamException) as exc:
         played = _parse(text)  # a failed expansion may leave the score half-prepared
         _play_repeats_once(played)
-        how = f"played once ({exc})"
+        # (music21 builds no measures for some short tunes and then cannot expand anything)
+        how = f"played once ({exc})" if re.search(r":\||\|:|::", text) else "expanded"
     flat = played.stripTies().flatten()
     notes, symbols = [], []
     for el in flat.notes:
