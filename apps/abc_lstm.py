@@ -58,6 +58,11 @@ def _add_train_args(p):
                    help="ReduceLROnPlateau patience, in evaluations")
     p.add_argument("--clip", type=positive_float, default=1.0, help="global gradient-norm clip")
     p.add_argument("--seed", type=nonnegative_int, default=0)
+    p.add_argument("--schedule", choices=("cosine", "plateau"), default="cosine",
+                   help="learning rate: a warm-up then a cosine decay over the run's budget "
+                   "(time or steps), or halved when validation stalls (default: cosine)")
+    p.add_argument("--warmup", type=nonnegative_int, default=100,
+                   help="warm-up steps of the cosine schedule")
     p.add_argument("--resume", help="a last.npz checkpoint to continue exactly")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     for k, t in (("embedding", positive_int), ("hidden", positive_int), ("layers", positive_int),

@@ -321,6 +321,39 @@ class ExponentialLR(_Schedule):
         return self.optimizer.lr
 
 
+class WarmupCosine(_Schedule):
+    """Linear warm-up, then a half cosine from ``base_lr`` down to ``base_lr * final_ratio``.
+
+    The schedule follows *progress*, a number from 0 (start) to 1 (end of the run), which the
+    caller sets with ``step(progress, step)``: steps done over the step budget, or time spent
+    over a time budget (a run of 15 minutes ends its cosine at 15 minutes however fast the
+    machine is). Warm-up counts steps: lr rises linearly over the first ``warmup`` steps.
+
+        lr = final + (base - final) * (1 + cos(pi * progress)) / 2, times min(1, step / warmup)
+    """
+
+    def __init__(self, optimizer, warmup: int = 0, final_ratio: float = 0.02):
+        super().__init__(optimizer)
+        if warmup < 0 or not 0 <= final_ratio <= 1:
+            raise ValueError(f"WarmupCosine: need warmup >= 0 and 0 <= final_ratio <= 1, got "
+                             f"{warmup} and {final_ratio}")
+        self.warmup, self.final_ratio = int(warmup), float(final_ratio)
+        self.progress = 0.0
+
+    def lr_at(self, progress: float, step: int) -> float:
+        p = min(max(float(progress), 0.0), 1.0)
+        final = self.base_lr * self.final_ratio
+        lr = final + (self.base_lr - final) * 0.5 * (1.0 + math.cos(math.pi * p))
+        if self.warmup and step < self.warmup:
+            lr *= (step + 1) / self.warmup
+        return lr
+
+    def step(self, progress: float, step: int) -> float:
+        self.progress = max(self.progress, min(float(progress), 1.0))  # never goes back
+        self.optimizer.lr = self.lr_at(self.progress, step)
+        return self.optimizer.lr
+
+
 class ReduceLROnPlateau(_Schedule):
     """Multiply the lr by ``factor`` when a metric has not improved for ``patience`` checks.
 

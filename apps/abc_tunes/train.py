@@ -59,7 +59,7 @@ def hyperparameters(args) -> dict:
         if v is not None:
             hp[k] = v
     hp.update(preset=args.preset, seed=args.seed, clip=args.clip, patience=args.patience,
-              lr_patience=args.lr_patience)
+              lr_patience=args.lr_patience, schedule=args.schedule, warmup=args.warmup)
     return hp
 
 
@@ -177,11 +177,15 @@ class Trainer:
         self.plateau = nn.optim.ReduceLROnPlateau(self.opt, factor=0.5,
                                                   patience=hp["lr_patience"],
                                                   min_lr=hp["lr"] / 100)
+        # "cosine" decays the lr over the run's budget (time or steps); older runs: "plateau"
+        self.schedule = hp.get("schedule", "plateau")
+        self.cosine = nn.optim.WarmupCosine(self.opt, warmup=hp.get("warmup", 0))
         self.early = nn.optim.EarlyStopping(patience=hp["patience"])
         self.loss_fn = nn.SoftmaxCrossEntropyLoss()
         self.step = 0
         self.losses: list[float] = []  # training loss of each step run by this process
-        self.elapsed = 0.0
+        self.elapsed = 0.0   # seconds spent in training steps
+        self.wall = 0.0      # seconds of the whole run (steps, evaluations, checkpoints)
         self.best_val = float("inf")
         self.metrics = MetricsLog(os.path.join(self.run_dir, "metrics.csv"), METRIC_FIELDS)
 
@@ -192,9 +196,10 @@ class Trainer:
             path, self.model, self.opt,
             config={"model": asdict(self.cfg), "vocab": self.vocab.to_json(), "hp": self.hp,
                     "data_dir": self.data_dir},
-            extra={"step": self.step, "elapsed": self.elapsed, "best_val": self.best_val,
-                   "sampler": self.sampler.state(), "rng": nn.get_rng("cpu").get_state(),
-                   "plateau": self.plateau.state_dict(), "early": self.early.state_dict()})
+            extra={"step": self.step, "elapsed": self.elapsed, "wall": self.wall,
+                   "best_val": self.best_val, "sampler": self.sampler.state(),
+                   "rng": nn.get_rng("cpu").get_state(), "plateau": self.plateau.state_dict(),
+                   "cosine": self.cosine.state_dict(), "early": self.early.state_dict()})
         return path
 
     def restore(self, path: str) -> None:
@@ -205,6 +210,9 @@ class Trainer:
         nn.get_rng("cpu").set_state(ex["rng"])
         self.plateau.load_state_dict(ex["plateau"])
         self.early.load_state_dict(ex["early"])
+        self.wall = ex.get("wall", self.elapsed)
+        if "cosine" in ex:
+            self.cosine.load_state_dict(ex["cosine"])
 
     # -- one step ---------------------------------------------------------------------------------
     def train_step(self) -> tuple[float, float]:
@@ -226,15 +234,24 @@ class Trainer:
     def evaluate(self) -> tuple[float, float]:
         return evaluate(self.model, self.val_tunes)
 
+    def progress(self, max_steps: int, budget_s: float | None) -> float:
+        """The share of the run done, 0 to 1: the larger of steps over ``max_steps`` and wall
+        time over the time budget (whichever ends the run first)."""
+        by_steps = self.step / max(max_steps, 1)
+        return max(by_steps, self.wall / budget_s) if budget_s else by_steps
+
     # -- the loop ---------------------------------------------------------------------------------
     def run(self, max_steps: int, max_minutes: float | None, eval_every: int,
             progress: bool = True) -> dict:
         """Train up to ``max_steps`` (counted from 0, so a resumed run goes on to it), stopping
-        early at ``max_minutes`` of wall time (0 or None: no limit), early stopping or Ctrl-C."""
+        early at ``max_minutes`` of wall time (0 or None: no limit; a resumed run counts the
+        time it already spent), early stopping or Ctrl-C. With the cosine schedule, the lr
+        follows the share of the budget spent: time when there is a time budget, else steps."""
         tokens_per_step = self.hp["batch"] * self.hp["seq"]
         t_start = time.monotonic()
+        wall0 = self.wall
         budget_s = 60 * max_minutes if max_minutes else None
-        deadline = None if budget_s is None else t_start + budget_s
+        deadline = None if budget_s is None else t_start + budget_s - wall0
         bar = Progress(max_steps, self.step, budget_s, t_start, enabled=progress)
         window_loss, window_acc, window_n, window_t0 = 0.0, 0.0, 0, time.perf_counter()
         last_tps = 0.0
@@ -243,10 +260,13 @@ class Trainer:
         interrupted = DeferredInterrupt()
         try:
             while self.step < max_steps and not interrupted.requested:
+                if self.schedule == "cosine":
+                    self.cosine.step(self.progress(max_steps, budget_s), self.step)
                 t0 = time.perf_counter()
                 loss, acc = self.train_step()
                 dt = time.perf_counter() - t0
                 self.elapsed += dt
+                self.wall = wall0 + time.monotonic() - t_start
                 window_loss += loss
                 window_acc += acc
                 window_n += 1
@@ -267,7 +287,8 @@ class Trainer:
                            "elapsed_s": round(self.elapsed, 1)}
                     self.metrics.append(row)
                     plot_abc_curves(self.metrics.rows(), os.path.join(self.run_dir, "curves.png"))
-                    self.plateau.step(val_loss)
+                    if self.schedule == "plateau":
+                        self.plateau.step(val_loss)
                     stop = self.early.step(val_loss)
                     if val_loss < self.best_val:
                         self.best_val = val_loss

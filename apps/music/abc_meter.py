@@ -347,11 +347,13 @@ class BarTracker:
 
     # -- barlines -------------------------------------------------------------------------------
     def _barline_continues(self, ch: str) -> bool:
+        """Does ``ch`` continue the barline being written? Endings are "|1" and "|2" (and
+        ":|2"), as music21 reads them; a later digit is not part of the barline."""
         b = self.barline
         if len(b) >= 4:
             return False
         if ch.isdigit():
-            return not b[-1].isdigit()
+            return ch in "12" and not b[-1].isdigit() and not b.startswith("[")
         return ch in "|]:" and not b[-1].isdigit() and not b.endswith("]")
 
     def _close_barline(self, line_end: bool = False) -> None:
@@ -361,6 +363,10 @@ class BarTracker:
         if not mark:
             return
         self._close_pending()
+        # "|1" and ":|2" close the bar with "|" / ":|" and open the ending "[1" / "[2"
+        opens = mark
+        if mark[-1].isdigit() and not mark.startswith("["):
+            mark, opens = mark[:-1], "[" + mark[-1]
         if self.fill > 0:
             length = self.fill
             if self.bar is not None and length != self.bar and not (
@@ -373,9 +379,9 @@ class BarTracker:
             self.bars.append((float(length * 4), None if self.bar is None else float(self.bar * 4),
                               self.left, mark))
             self.closed_bars += 1
-            self.left = mark
-        elif mark != PLAIN and self.left == PLAIN:
-            self.left = mark            # an empty bar (":|" then "[2"): merge its barline
+            self.left = opens
+        elif opens != PLAIN and self.left == PLAIN:
+            self.left = opens           # an empty bar (":|" then "[2"): merge its barline
         self.fill = self.fill_before_last = self.last = Fraction(0)
         self.broken_run = ""
 
@@ -391,8 +397,12 @@ class BarTracker:
             return False                # the open note cannot get short enough
         if self.chord is not None and self.fill >= self.bar:
             return False
-        # a pending barline is decided by the character after it (a "|" may still become
-        # "||", "|]", "|:" or "|1", which may close a short bar)
+        b = self.barline
+        if b and 0 < self.fill < self.bar and self.closed_bars and self.left == PLAIN:
+            # a short bar: its closing barline must not stay a plain "|". A "|" may still
+            # become "||", "|]" or "|:"; "|1" / "|2" close it with a plain "|" (the ending
+            # opens the next bar)
+            return not (b[-1].isdigit() and not b.startswith("[") and b[:-1] == PLAIN)
         return True
 
     def finish(self) -> list:

@@ -9,7 +9,7 @@ import re
 import numpy as np
 import pytest
 
-from apps.music.abc_eval import bar_durations
+from apps.music.abc_eval import bar_durations, check_abc
 from apps.music.abc_meter import BarTracker, MeterMask, fitting_share
 from apps.music.abc_text import canonical_tune, read_tunes
 from conftest import SHARED_DATA
@@ -83,7 +83,8 @@ def test_agrees_with_music21_on_real_tunes():
         compared += 1
         ref = [(round(a, 6), b) for a, b, _, _ in bar_durations(t)]
         ours = [(round(a, 6), b) for a, b, _, _ in BarTracker().feed_text(t).finish()]
-        agree += ref == ours
+        ok, n_bars = fitting_share(t)
+        agree += ref == ours and (ok == n_bars) == check_abc(t).fits_meter  # the same verdict
     assert compared >= 100
     assert agree == compared
 
@@ -107,7 +108,7 @@ def test_mask_never_blocks_a_real_tune_whose_bars_fit():
 
 
 def test_mask_blocks_overfull_and_short_bars():
-    itos = ["<unk>", " ", "\n", "|", ":", "]", "2", "3", "/", "A", "B", "c", "z", "[", "("]
+    itos = ["<unk>", " ", "\n", "|", ":", "]", "1", "2", "3", "/", "A", "B", "c", "z", "[", "("]
     m = MeterMask(itos)
     def allowed(text):
         return {c for c, ok in zip(itos, m(BarTracker().feed_text(text))) if ok}
@@ -116,12 +117,17 @@ def test_mask_blocks_overfull_and_short_bars():
     assert {"A", "B", "c", "z", "2"}.isdisjoint(full)   # ("3" may still become "3/8")
     assert {"|", " ", "/"} <= full                # a barline, a space, or a shorter B
     assert "2" in allowed(head + "ABcA BcA") and "2" not in allowed(head + "ABcA BcA2")
-    # the second bar is short: "|" may still become "||", "|]" or an ending "|2", or end the
-    # tune at the line end, but music may not follow a plain "|"
+    # the second bar is short: "|" may still become "||", "|]" or "|:", or end the tune at the
+    # line end, but music may not follow a plain "|", nor an ending "|1" (music21 reads it as
+    # "|" closing this bar, then "[1" opening the next)
     short = head + "ABcA BcAB|ABc|"
-    assert {"|", "]", "2", "\n"} <= allowed(short)
-    assert not {"A", " ", "("} & allowed(short)
+    assert {"|", "]", ":", "\n"} <= allowed(short)
+    assert not {"A", " ", "(", "1", "2", "3"} & allowed(short)
     assert "A" in allowed(head + "AB|")          # the first bar may be a pickup
+    # endings are "|1" and "|2" (music21 ignores a "|3"): they open a bar that may be short
+    full_bar = head + "ABcA BcAB|"
+    assert {"1", "2"} <= allowed(full_bar)
+    assert "A" in allowed(full_bar + "1 AB") and "|" in allowed(full_bar + "1 AB")
     # ... and the last bar may be short: at a line end, the tune may only end there
     assert "\n" in allowed(short[:-1] + "|") and allowed(short[:-1] + "|\n") == {"\n"}
     assert np.array_equal(m(BarTracker().feed_text(head)), m(BarTracker().feed_text(head)))

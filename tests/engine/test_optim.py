@@ -160,3 +160,21 @@ def test_bad_optimizer_arguments():
     with pytest.raises(TypeError, match="expected Parameters"):
         optim.Adam([np.zeros(1)])
     assert math.isclose(optim.AdamW([nn.Parameter(np.zeros(1))]).weight_decay, 1e-2)
+
+
+def test_warmup_cosine_follows_progress_and_never_goes_back():
+    p = nn.Parameter(np.zeros(3, np.float32))
+    opt = nn.optim.Adam([p], lr=1e-2)
+    sched = nn.optim.WarmupCosine(opt, warmup=10, final_ratio=0.1)
+    assert sched.step(0.0, 0) == pytest.approx(1e-3)           # first warm-up step: 1/10
+    assert sched.step(0.0, 9) == pytest.approx(1e-2)           # warm-up done
+    assert sched.step(0.5, 50) == pytest.approx(1e-3 + 0.5 * 9e-3)
+    assert sched.step(0.25, 60) == pytest.approx(1e-3 + 0.5 * 9e-3)  # progress never decreases
+    assert sched.step(1.0, 100) == pytest.approx(1e-3)
+    assert sched.step(7.0, 200) == pytest.approx(1e-3)         # clipped at the end
+    state = sched.state_dict()
+    other = nn.optim.WarmupCosine(nn.optim.Adam([p], lr=1e-2), warmup=10, final_ratio=0.1)
+    other.load_state_dict(state)
+    assert other.progress == 1.0
+    with pytest.raises(ValueError, match="WarmupCosine"):
+        nn.optim.WarmupCosine(opt, final_ratio=2.0)
