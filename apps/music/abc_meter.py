@@ -58,6 +58,19 @@ PLAIN = "|"
 _TUPLET_Q = {2: 3, 3: 2, 4: 3, 5: 0, 6: 2, 7: 0, 8: 3, 9: 0}
 
 
+# The header the app's canonical tunes have (apps/music/abc_text.py), line by line after X::
+# a meter, a unit length, a key. The tracker holds a header being written to these forms, so
+# that the bars that follow have a meter and a unit to fit and the key is one music21 reads.
+HEADER_FORMS = (
+    {f"M:{n}/{d}" for n in range(1, 13) for d in (2, 4, 8, 16)},
+    {f"L:1/{d}" for d in (1, 2, 4, 8, 16, 32)},
+    {f"K:{t}{a}{m}" for t in "ABCDEFG" for a in ("", "#", "b")
+     for m in ("", "m", "Dor", "Mix", "Phr", "Lyd", "Loc")} | {"K:HP"},
+)
+_HEADER_PREFIXES = tuple({f[:k] for f in forms for k in range(len(f) + 1)}
+                         for forms in HEADER_FORMS)
+
+
 def _fraction(text: str) -> Fraction:
     a, b = text.split("/")
     return Fraction(int(a), int(b))
@@ -97,6 +110,7 @@ class BarTracker:
     unit: Fraction | None = None     # L:
     meter: str | None = None
     in_body: bool = False            # after the K: header line
+    header_lines: int = 0            # header lines read (X:, M:, L:, K:)
     line: str = ""                   # the current line (field lines are read at their end)
     mode: str = "music"              # music field inline quote deco plus grace comment
     held: str = ""                   # a letter starting a body line: a note, or a field ("M:")?
@@ -134,7 +148,8 @@ class BarTracker:
     def key(self) -> tuple:
         """The state that decides feasibility now and later (masks are memoised on it)."""
         n, c = self.note, self.chord_note
-        return (self.bar, self.unit, self.in_body, self.line == "", self.mode, self.held,
+        return (self.bar, self.unit, self.in_body, self.header_lines, self.line == "",
+                self.mode, self.held,
                 self.fill, self.fill_before_last, self.last,
                 None if n is None else (n.base, n.suffix, n.letter), self.chord, self.chord_first,
                 None if c is None else (c.base, c.suffix, c.letter), self.broken_run,
@@ -158,9 +173,12 @@ class BarTracker:
         first = self.line == ""
         self.line += ch
         if self.mode == "field":
+            if not self.in_body:
+                self._check_header(final=False)
             return
         if not self.in_body:            # header lines are fields: read when they end
             self.mode = "field"
+            self._check_header(final=False)
             return
         if self.held:                   # "M" then ":" is a field line; "A" then "2" a note
             held, self.held = self.held, ""
@@ -177,8 +195,14 @@ class BarTracker:
     def _end_line(self) -> None:
         line, mode = self.line, self.mode
         self.line = ""
+        if not self.in_body and mode != "field":
+            self.broken = True          # an empty line before K: would end the tune headless
+            return
         if mode == "field":
             self.mode = "music"
+            if not self.in_body:
+                self._check_header(final=True, line=line)
+                self.header_lines += 1
             if re.match(r"^[A-Za-z]:", line):
                 self._field(line[0], line[2:])
             return
@@ -189,6 +213,20 @@ class BarTracker:
             self.mode = "music"         # none of these runs across a line end
         self._close_pending()
         self._close_barline(line_end=True)
+
+    def _check_header(self, final: bool, line: str | None = None) -> None:
+        """A header line must be (or still become) the canonical form for its place: X:n, then
+        M:, L: and K: from ``HEADER_FORMS``."""
+        line = self.line if line is None else line
+        k = self.header_lines
+        if k == 0:
+            ok = re.fullmatch(r"X(:\d*)?" if not final else r"X:\d+", line) is not None
+        elif k <= len(HEADER_FORMS):
+            ok = line in (HEADER_FORMS[k - 1] if final else _HEADER_PREFIXES[k - 1])
+        else:
+            ok = False
+        if not ok:
+            self.broken = True
 
     def _field(self, name: str, value: str) -> None:
         if name == "M":

@@ -131,3 +131,20 @@ def test_mask_blocks_overfull_and_short_bars():
     # ... and the last bar may be short: at a line end, the tune may only end there
     assert "\n" in allowed(short[:-1] + "|") and allowed(short[:-1] + "|\n") == {"\n"}
     assert np.array_equal(m(BarTracker().feed_text(head)), m(BarTracker().feed_text(head)))
+
+
+def test_mask_holds_the_header_to_the_canonical_forms():
+    itos = ["<unk>", "\n", ":", "/", "1", "2", "4", "6", "8", "A", "D", "G", "K", "L", "M", "X",
+            "a", "o", "r", "m", "i", "x"]
+    m = MeterMask(itos)
+
+    def allowed(text):
+        return {c for c, ok in zip(itos, m(BarTracker().feed_text(text))) if ok}
+
+    assert allowed("X:1\n") == {"M"}                        # the meter comes first
+    assert allowed("X:1\nM:") == {"1", "2", "4", "6", "8"}
+    assert "\n" in allowed("X:1\nM:6/8") and "\n" not in allowed("X:1\nM:6/")
+    assert allowed("X:1\nM:6/8\n") == {"L"}
+    assert allowed("X:1\nM:6/8\nL:1/8\nK:A") >= {"\n", "m", "D", "M", "L"}   # A, Am, ADor...
+    assert not {"A", "r", "o"} & allowed("X:1\nM:6/8\nL:1/8\nK:A")          # "K:AA", "K:Ar"
+    assert BarTracker().feed_text("X:1\nM:6/8\nL:1/8\nK:BAor\n").feasible() is False
