@@ -63,6 +63,10 @@ def _add_train_args(p):
                    "(time or steps), or halved when validation stalls (default: cosine)")
     p.add_argument("--warmup", type=nonnegative_int, default=100,
                    help="warm-up steps of the cosine schedule")
+    p.add_argument("--stateful", action=argparse.BooleanOptionalAction, default=None,
+                   help="read the text in order, carrying the state from window to window "
+                   "(truncated backprop through time) instead of random windows from a zero "
+                   "state (default: the preset's choice)")
     p.add_argument("--resume", help="a last.npz checkpoint to continue exactly")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     for k, t in (("embedding", positive_int), ("hidden", positive_int), ("layers", positive_int),

@@ -158,6 +158,51 @@ class WindowSampler:
         self.rng.bit_generator.state = state
 
 
+class StreamSampler:
+    """``batch`` streams reading the training ids (N,) in order, ``seq`` characters per step:
+    truncated backprop through time with the state carried from one window to the next.
+
+    Row r starts at a random place and each ``next()`` moves it on by ``seq``, so the model's
+    state at the start of a window is the one left by the previous window of the same row: the
+    model sees context far beyond ``seq`` characters while backprop stays ``seq`` long (char-rnn
+    trains this way). A row that would run past the end starts again at a random place;
+    ``next()`` says which rows did (their state must be zeroed). The generator and cursors are
+    saved in checkpoints, so a resumed run reads the same windows.
+    """
+
+    def __init__(self, ids: np.ndarray, batch: int, seq: int, seed: int = 0):
+        if len(ids) < 2 * (seq + 1):
+            raise UsageError(f"the training text has {len(ids)} characters, too few for windows "
+                             f"of {seq + 1} (--seq {seq}); use a shorter --seq or more tunes")
+        self.ids, self.batch, self.seq = ids, batch, seq
+        self.rng = np.random.default_rng(seed)
+        self._offsets = np.arange(seq + 1)
+        self.cursors = self._starts(batch)
+
+    def _starts(self, n: int) -> np.ndarray:
+        return self.rng.integers(0, len(self.ids) - self.seq - 1, size=n)
+
+    @property
+    def steps_per_epoch(self) -> float:
+        return len(self.ids) / (self.batch * self.seq)
+
+    def next(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Inputs and targets (batch, seq) int32, and the rows that start afresh (batch,) bool."""
+        fresh = self.cursors + self.seq + 1 > len(self.ids)
+        if fresh.any():
+            self.cursors[fresh] = self._starts(int(fresh.sum()))
+        win = self.ids[self.cursors[:, None] + self._offsets]  # (batch, seq + 1)
+        self.cursors = self.cursors + self.seq
+        return win[:, :-1], win[:, 1:], fresh
+
+    def state(self) -> dict:
+        return {"rng": self.rng.bit_generator.state, "cursors": self.cursors.tolist()}
+
+    def set_state(self, state: dict) -> None:
+        self.rng.bit_generator.state = state["rng"]
+        self.cursors = np.asarray(state["cursors"], dtype=np.int64)
+
+
 def tune_batches(tunes_ids: list[np.ndarray], batch_tunes: int = 32):
     """Validation batches: each tune on its own row from a zero state, padded at the end.
 

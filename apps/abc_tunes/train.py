@@ -30,7 +30,15 @@ from apps.common.runs import (
     write_summary,
 )
 
-from .data import IGNORE, WindowSampler, default_data_path, load_prepared, prepare, tune_batches
+from .data import (
+    IGNORE,
+    StreamSampler,
+    WindowSampler,
+    default_data_path,
+    load_prepared,
+    prepare,
+    tune_batches,
+)
 from .data import val_tunes as encode_val_tunes
 from .model import ModelConfig, MusicRNN
 from .sample import sample_tunes
@@ -60,6 +68,8 @@ def hyperparameters(args) -> dict:
             hp[k] = v
     hp.update(preset=args.preset, seed=args.seed, clip=args.clip, patience=args.patience,
               lr_patience=args.lr_patience, schedule=args.schedule, warmup=args.warmup)
+    if getattr(args, "stateful", None) is not None:
+        hp["stateful"] = args.stateful
     return hp
 
 
@@ -171,7 +181,12 @@ class Trainer:
         self.model = MusicRNN(self.cfg)
         self.train_ids, _ = vocab.encode(train_text)
         self.val_tunes = encode_val_tunes(val_text, vocab)
-        self.sampler = WindowSampler(self.train_ids, hp["batch"], hp["seq"], seed=hp["seed"])
+        # stateful: streams read in order, the state carried between windows (truncated BPTT);
+        # otherwise independent random windows, each from a zero state
+        self.stateful = bool(hp.get("stateful", False))
+        sampler = StreamSampler if self.stateful else WindowSampler
+        self.sampler = sampler(self.train_ids, hp["batch"], hp["seq"], seed=hp["seed"])
+        self.carry = None  # the streams' state (h, c), each (layers, batch, hidden)
         self.opt = nn.optim.AdamW(self.model.parameters(), lr=hp["lr"],
                                   weight_decay=hp["weight_decay"])
         self.plateau = nn.optim.ReduceLROnPlateau(self.opt, factor=0.5,
@@ -199,7 +214,9 @@ class Trainer:
             extra={"step": self.step, "elapsed": self.elapsed, "wall": self.wall,
                    "best_val": self.best_val, "sampler": self.sampler.state(),
                    "rng": nn.get_rng("cpu").get_state(), "plateau": self.plateau.state_dict(),
-                   "cosine": self.cosine.state_dict(), "early": self.early.state_dict()})
+                   "cosine": self.cosine.state_dict(), "early": self.early.state_dict()},
+            arrays=({"carry_h": nn.to_cpu(self.carry[0]), "carry_c": nn.to_cpu(self.carry[1])}
+                    if self.carry is not None else None))
         return path
 
     def restore(self, path: str) -> None:
@@ -213,14 +230,24 @@ class Trainer:
         self.wall = ex.get("wall", self.elapsed)
         if "cosine" in ex:
             self.cosine.load_state_dict(ex["cosine"])
+        if "carry_h" in ck.arrays:
+            self.carry = (nn.to_device(ck.arrays["carry_h"]), nn.to_device(ck.arrays["carry_c"]))
 
     # -- one step ---------------------------------------------------------------------------------
     def train_step(self) -> tuple[float, float]:
         """One AdamW step on a (batch, seq) window; returns its loss and accuracy."""
         xp = nn.backend.xp_for()
-        x, y = self.sampler.next()
+        if self.stateful:
+            x, y, fresh = self.sampler.next()
+            if self.carry is not None and fresh.any():   # rows that start afresh: zero state
+                keep = xp.asarray(~fresh, dtype=self.carry[0].dtype)[None, :, None]
+                self.carry = (self.carry[0] * keep, self.carry[1] * keep)
+        else:
+            x, y = self.sampler.next()
         x, y = xp.asarray(x), xp.asarray(y)
-        logits, _ = self.model(x)  # (batch, seq, V)
+        logits, state = self.model(x, self.carry)  # (batch, seq, V); the final state
+        if self.stateful:   # a copy: the layer may reuse its buffers at the next step
+            self.carry = (state[0].copy(), state[1].copy())
         loss = self.loss_fn(logits, y)
         acc = float((logits.argmax(-1) == y).mean())
         self.model.backward(self.loss_fn.backward())

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from apps import abc_lstm
-from apps.abc_tunes.data import Vocab, load_prepared, prepare
+from apps.abc_tunes.data import StreamSampler, Vocab, load_prepared, prepare
 from apps.abc_tunes.model import ModelConfig, MusicRNN
 from apps.abc_tunes.sample import sample, sample_tunes
 from apps.abc_tunes.train import Progress, Trainer, bar_position
@@ -73,6 +73,34 @@ def test_resume_reproduces_the_next_losses(slice_dir, tmp_path):
     assert resumed.step == 4
     resumed.run(max_steps=8, max_minutes=None, eval_every=4, progress=False)
     np.testing.assert_allclose(first.losses + resumed.losses, straight.losses, rtol=1e-6)
+
+
+def test_stateful_training_carries_the_state_and_resumes_exactly(slice_dir, tmp_path):
+    hp = dict(TINY, stateful=True)
+    straight = _trainer(tmp_path / "a", slice_dir / "data", hp)
+    straight.run(max_steps=8, max_minutes=None, eval_every=4, progress=False)
+    assert straight.carry is not None and straight.carry[0].shape[1] == hp["batch"]
+    first = _trainer(tmp_path / "b", slice_dir / "data", hp)
+    first.run(max_steps=4, max_minutes=None, eval_every=4, progress=False)
+    resumed = _trainer(tmp_path / "b", slice_dir / "data", hp)
+    resumed.restore(str(tmp_path / "b" / "last.npz"))
+    np.testing.assert_array_equal(resumed.carry[0], first.carry[0])
+    resumed.run(max_steps=8, max_minutes=None, eval_every=4, progress=False)
+    np.testing.assert_allclose(first.losses + resumed.losses, straight.losses, rtol=1e-6)
+
+
+def test_stream_sampler_reads_in_order_and_restarts_rows_at_the_end():
+    ids = np.arange(100, dtype=np.int32)
+    s = StreamSampler(ids, batch=3, seq=10, seed=0)
+    x1, y1, fresh1 = s.next()
+    x2, _, fresh2 = s.next()
+    np.testing.assert_array_equal(y1, x1 + 1)                 # targets are the next characters
+    kept = ~fresh2
+    np.testing.assert_array_equal(x2[kept, 0], x1[kept, -1] + 1)   # each row goes on in order
+    for _ in range(20):
+        x, _, fresh = s.next()
+        assert x.max() < 100 and x.shape == (3, 10)
+    assert fresh1.dtype == bool
 
 
 def test_cli_train_resume_and_time_limit(slice_dir, tmp_path):
