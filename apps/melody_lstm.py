@@ -25,9 +25,25 @@ like the training songs: ``K:Cmaj`` or ``K:Am`` fixes the key, a bare ``K:C`` is
 a phrase ending on G may be read as G major), or ``demo``: the first phrase of "Ah ! vous
 dirai-je, maman" (``DEMO_ABC`` in apps/melody/lstm_generate.py, written for this app).
 Writes in the run folder: model.npz (every epoch; ``train --resume``), best.npz (lowest
-validation cross-entropy), curves.png, demo.mid and demo.png, summary.json.
+validation cross-entropy), curves.png, summary.json and the demo ("Ah ! vous dirai-je, maman"
+continued) as demo.mid with its piano roll (.png, the prime in orange), score (.musicxml) and
+recording (.wav, where fluidsynth or timidity is installed); ``generate`` writes the same four.
 
-Code: apps/melody/ (data.py, lstm_model.py, lstm_train.py, lstm_generate.py, plots.py).
+``judge`` samples every melody generator given (this LSTM, its bigram baseline, melody VAE
+runs, a next-note MLP) and scores each set against real held-out songs on six judges (notes in
+the key, pitch-class and interval histogram distances, bars that fill the meter, the longest
+copy of a training song, the cross-entropy under an n-gram trained on the other half of the
+training songs): apps/melody/judges.py. Train the generators with ``--train-half a`` first:
+
+    python apps/melody_lstm.py train --subset han --train-half a --out runs/melody_lstm/han_a
+    python apps/melody_vae.py train --train-half a --out runs/melody_vae/han_seq_a
+    python apps/next_note_mlp.py train --source essen --subset han --train-half a \\
+        --out runs/next_note_mlp/han_a
+    python apps/melody_lstm.py judge --lstm runs/melody_lstm/han_a/best.npz \\
+        --vae runs/melody_vae/han_seq_a --next-note runs/next_note_mlp/han_a/model.npz --n 200
+
+Code: apps/melody/ (data.py, lstm_model.py, lstm_train.py, lstm_generate.py, plots.py,
+judges.py, judge_run.py).
 """
 from __future__ import annotations
 
@@ -48,10 +64,11 @@ from apps.common.cli import (
     run_command,
     unit_interval,
 )
+from apps.melody.judge_run import judge
 from apps.melody.lstm_generate import generate_cmd
 from apps.melody.lstm_train import train
 
-COMMANDS = {"train": train, "generate": generate_cmd}
+COMMANDS = {"train": train, "generate": generate_cmd, "judge": judge}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -68,6 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="first N tunes per file (quick runs)")
     t.add_argument("--max-songs", type=positive_int, default=None,
                    help="keep only the first N songs")
+    t.add_argument("--train-half", choices=["all", "a", "b"], default="all",
+                   help="train on all training songs, or on one half of them (the judge "
+                   "command's split: generators on a, its judge model on b)")
     t.add_argument("--window", type=positive_int, default=64, help="steps per training window")
     t.add_argument("--hidden", type=positive_int, default=256)
     t.add_argument("--dropout", type=unit_interval, default=0.2)
@@ -95,6 +115,27 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--tempo", type=positive_float, default=100.0)
     g.add_argument("--seed", type=nonnegative_int, default=0)
     g.add_argument("--out", default=None, help="MIDI file to write")
+    j = sub.add_parser("judge", help="judge melodies of every generator against held-out songs")
+    j.add_argument("--lstm", required=True, help="melody LSTM checkpoint (best.npz), trained "
+                   "with --train-half a")
+    j.add_argument("--vae", action="append", default=None,
+                   help="melody VAE run folder (train --train-half a); repeat for each arch")
+    j.add_argument("--next-note", default=None, help="next-note MLP checkpoint (model.npz), "
+                   "trained with --source essen --train-half a")
+    j.add_argument("--subset", default="han")
+    j.add_argument("--data", default=None)
+    j.add_argument("--limit", type=positive_int, default=None)
+    j.add_argument("--val-frac", type=fraction, default=0.1)
+    j.add_argument("--seed", type=nonnegative_int, default=0)
+    j.add_argument("--n", type=positive_int, default=200, help="melodies per generator")
+    j.add_argument("--temperature", type=positive_float, default=1.0,
+                   help="sampling temperature of the LSTM and the next-note MLP")
+    j.add_argument("--max-steps", type=positive_int, default=1024,
+                   help="longest LSTM / bigram song, in sixteenths")
+    j.add_argument("--files", type=nonnegative_int, default=3,
+                   help="melodies per generator written as MIDI, PNG, MusicXML and WAV")
+    j.add_argument("--out", default=None, help="run folder (default runs/melody_judge/<time>)")
+    j.add_argument("--no-progress", dest="progress", action="store_false")
     return p
 
 

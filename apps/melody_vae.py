@@ -1,45 +1,46 @@
-"""Two MLP variational auto-encoders for Essen melodies, as on the 2024 slides (seed 002):
-one for the notes (pitches), one for the rhythm (durations).
+"""Melody VAEs for Essen songs (seed 002): one for the notes (pitches), one for the rhythm
+(durations), trained on held-out-split songs, then sampled and interpolated.
 
 Data (apps/music/esac.py: filtered, transposed to C major / A minor): each song's written
-notes and rests, cut into segments of ``--max-len`` events (default 64; the last one padded):
+notes and rests, cut into segments of ``--max-len`` events (default 64; in training from a
+random phase each epoch): notes = pitch 50-97 or rest, rhythm = one of the durations
+[0.25, 0.5, 0.75, 1, 1.5, 2, 3, 4] (quarter lengths).
 
-* notes VAE: pitch 50-97, rest = 99, padded with rests (99), normalised by (v - 50) / 49;
-* rhythm VAE: durations [0.25, 0.5, 0.75, 1, 1.5, 2, 3, 4] -> classes 0-7, padded with whole
-  notes (7), normalised by c / 7.
+Two architectures (``--arch``), both with a softmax per position over the classes (48 pitches +
+rest + end, or 8 durations + end) and the cross-entropy, the KL weight annealed from 0 to
+``beta`` (docs/derivations/melody_vae.md):
 
-Model (``MelodyVAE``), for both:
-    encoder  input -> 500, LeakyReLU(0.2) -> 500, LeakyReLU(0.2) -> (mu, log_var)
-    sample   z = mu + exp(0.5 log_var) * eps           (nnscratch VariationalBottleneck)
-    decoder  z -> 500, LeakyReLU(0.2) -> 500, LeakyReLU(0.2) -> input, sigmoid
-Loss per song = binary cross-entropy of the sigmoid output against the normalised input (summed
-over positions) + beta * KL(q(z|x) || N(0, I)). The sigmoid is fused into the loss
-(``BCEWithLogitsLoss``: the same function, computed stably); ``decode`` applies it.
-Its backward is written by hand in ``MelodyVAE.backward``: the decoder, then the bottleneck
-(the sampling path, the KL's gradient weighted by beta, the two heads' gradients summed where
-they join on the encoder's last hidden layer), then the encoder.
+* ``seq`` (default, preset ``tuned``): MusicVAE's shape, a BiLSTM encoder over the events whose
+  outputs feed the bottleneck, and an LSTM decoder that reads the previous class (teacher
+  forcing, word dropout 0.2) and a per-position vector computed from z;
+* ``mlp`` (preset ``mlp``): the slides' MLP encoder and decoder (500, LeakyReLU(0.2), 500;
+  latent 250) on one-hot classes.
 
-Presets: ``slides`` is the slides' configuration (notes: latent 250, Adam lr 1e-5, weight decay
-1e-6, 200 epochs, batch 32; rhythm: latent 300, lr 1e-3, 8 epochs, batch 64; KL weight 1).
-With it both VAEs collapse to the average melody (KL ~2-4 nats: the BCE of a continuous target
-is so flat that encoding anything costs more KL than it saves): on held-out Han songs the notes
-VAE reconstructs 6.6 % of pitches (always answering each position's most common pitch: 5.9 %)
-and the rhythm VAE 17.8 % of durations (most common: 35.2 %). ``tuned`` (default) keeps the
-architecture and the loss but weights the KL term by beta = 1e-4, trains longer (notes 150
-epochs, lr 1e-3 divided by 3.3 every 50; rhythm 60 epochs, every 20) and samples z from a
-Gaussian fitted to the training codes (``--prior fitted``; ``standard`` draws N(0, I)):
-held-out accuracy 26.7 % of pitches (63.6 % within a semitone) and 78.9 % of durations.
-The slides write z = mean + logvar * eps; the reparameterisation here is the standard one.
+The slides' own model is kept for comparison: ``--preset slides`` (a sigmoid regression of the
+codes scaled to [0, 1] with binary cross-entropy, Adam lr 1e-5, KL weight 1) and
+``--preset regression`` (the same with the KL weighted by 1e-4 and more epochs). Why those do
+not reconstruct: docs/derivations/melody_vae.md, section 1.
 
-    python apps/melody_vae.py train --subset han            # both VAEs, samples, interpolation
+Every backward is written by hand (vae_model.py, vae_seq_model.py; the bottleneck is
+nnscratch.VariationalBottleneck). Samples decode z drawn from a Gaussian fitted to the
+training codes (``--prior fitted``, full covariance; ``standard`` draws N(0, I));
+interpolations decode the straight line between two held-out segments' codes, and training
+reports the share of events that change per step over ``--interp-pairs`` random pairs.
+
+    python apps/melody_vae.py train --subset han                 # seq; runs/melody_vae/<time>
+    python apps/melody_vae.py train --arch mlp
     python apps/melody_vae.py train --preset slides
     python apps/melody_vae.py sample --run runs/melody_vae/<time> --n 4
     python apps/melody_vae.py interpolate --run runs/melody_vae/<time> --a 0 --b 1 --steps 5
 
 Writes in the run folder: notes.npz and rhythm.npz (checkpoints, every epoch; ``--resume``),
-heldout.npz, curves.png, reconstruction.png, sample_*.mid, interp_*.mid, summary.json.
+heldout.npz, curves.png, reconstruction.png, summary.json, and for every melody (sample_*,
+interp_*) a .mid with its piano roll (.png), score (.musicxml) and recording (.wav, where
+fluidsynth or timidity is installed). ``--train-half a`` trains on half of the training songs,
+for the melody LSTM's ``judge`` command.
 
-Code: apps/melody/ (data.py, vae_model.py, vae_train.py, vae_generate.py, plots.py).
+Code: apps/melody/ (data.py, vae_model.py, vae_seq_model.py, vae_build.py, vae_train.py,
+vae_generate.py, plots.py).
 """
 from __future__ import annotations
 
@@ -59,7 +60,7 @@ from apps.common.cli import (
     run_command,
 )
 from apps.melody.vae_generate import interpolate_cmd, sample_cmd
-from apps.melody.vae_train import PRESETS, train
+from apps.melody.vae_train import ARCH_PRESET, PRESETS, train
 
 COMMANDS = {"train": train, "sample": sample_cmd, "interpolate": interpolate_cmd}
 
@@ -75,19 +76,30 @@ def build_parser() -> argparse.ArgumentParser:
                    "essen-folksong-abc; env NNSCRATCH_DATA_ESSEN)")
     t.add_argument("--limit", type=positive_int, default=None,
                    help="first N tunes per file (quick runs)")
-    t.add_argument("--preset", choices=sorted(PRESETS), default="tuned")
+    t.add_argument("--arch", choices=sorted(ARCH_PRESET), default=None,
+                   help="seq (default): BiLSTM encoder, LSTM decoder (preset tuned); mlp: the "
+                   "slides' MLP encoder/decoder with categorical outputs (preset mlp)")
+    t.add_argument("--preset", choices=sorted(PRESETS), default=None,
+                   help="hyper-parameters (default: the arch's; tuned without --arch)")
     t.add_argument("--epochs", type=positive_int, default=None,
                    help="override both VAEs' epochs")
     t.add_argument("--notes-lr", type=positive_float, default=None)
     t.add_argument("--rhythm-lr", type=positive_float, default=None)
     t.add_argument("--beta", type=nonnegative_float, default=None,
                    help="weight of the KL term for both VAEs (default: the preset's)")
+    t.add_argument("--free-bits", type=nonnegative_float, default=None,
+                   help="nats per latent dimension the KL does not charge (default: preset's)")
     t.add_argument("--prior", choices=["fitted", "standard"], default="fitted",
                    help="sample z from N(0, I) or from the training codes' Gaussian")
     t.add_argument("--max-len", type=positive_int, default=64, help="events per segment")
     t.add_argument("--val-frac", type=fraction, default=0.1)
+    t.add_argument("--train-half", choices=["all", "a", "b"], default="all",
+                   help="train on all training songs, or on one half of them (the melody "
+                   "LSTM's judge command: generators on a, its judge model on b)")
     t.add_argument("--samples", type=nonnegative_int, default=4)
     t.add_argument("--interp-steps", type=positive_int, default=5)
+    t.add_argument("--interp-pairs", type=nonnegative_int, default=50,
+                   help="random held-out pairs whose interpolations are scored")
     t.add_argument("--seed", type=nonnegative_int, default=0)
     t.add_argument("--log-every", type=positive_int, default=10)
     t.add_argument("--resume", action="store_true", help="continue from the checkpoints in --out")
@@ -98,6 +110,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--n", type=positive_int, default=4)
     s.add_argument("--seed", type=nonnegative_int, default=1)
     s.add_argument("--prior", choices=["fitted", "standard"], default="fitted")
+    s.add_argument("--temperature", type=positive_float, default=None,
+                   help="draw each position from its softmax at this temperature (categorical "
+                   "VAEs; default: the most likely class)")
     s.add_argument("--out", default=None)
     i = sub.add_parser("interpolate", help="decode melodies between two held-out songs")
     i.add_argument("--run", required=True)
@@ -113,6 +128,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.cmd == "train" and args.resume and not args.out:
         p.error("--resume needs --out (the run folder holding notes.npz and rhythm.npz)")
+    if args.cmd == "train":
+        if args.preset is None:
+            args.preset = ARCH_PRESET[args.arch or "seq"]
+        arch = PRESETS[args.preset]["notes"].get("arch", "mlp")
+        if args.arch and args.arch != arch:
+            p.error(f"--preset {args.preset} is a preset of --arch {arch}, not {args.arch}")
+        args.arch = arch
     return args
 
 

@@ -24,7 +24,9 @@ rhythm) and the place of the note in the bar; the output gives a probability for
         --notes 96 --temperature 0.8 --prime "67 69 71"
 
 Writes in the run folder: model.npz (checkpoint after every epoch; ``train --resume`` goes on
-from it), curves.png, generated.mid, generated.png, summary.json.
+from it), curves.png, generated.mid with generated.png, generated.musicxml and generated.wav
+(where fluidsynth or timidity is installed), summary.json; ``generate`` writes the same four
+files.
 
 Code: apps/next_note/ (data.py, model.py, train.py, generate.py).
 """
@@ -63,6 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "NNSCRATCH_DATA_CRE or NNSCRATCH_DATA_ESSEN)")
     t.add_argument("--limit", type=positive_int, default=None,
                    help="use only the first N tunes (per file)")
+    t.add_argument("--train-half", choices=["all", "a", "b"], default="all",
+                   help="Essen: train on one half of the training tunes (the melody LSTM's judge "
+                   "command: generators on a, its judge model on b)")
     t.add_argument("--context", type=positive_int, default=8,
                    help="previous notes in the features")
     t.add_argument("--hidden", type=layer_sizes, default="256,256",

@@ -6,8 +6,10 @@ transposed to C major / A minor).
   :class:`Vocab`; the songs joined into one stream with ``/`` before and after each song
   (``stream``), cut into windows of ``length + 1`` ids (``windows``).
 * VAE: each song's written events as two code sequences, notes (pitch 50-97, rest 99) and
-  rhythm (duration class 0-7), cut into padded segments (``segments``) and scaled to [0, 1]
-  (``normalise``; ``denormalise`` rounds back to the nearest valid code).
+  rhythm (duration class 0-7), cut into padded segments (``segments``; ``cut`` with a random
+  phase for training); for the seed's sigmoid VAEs scaled to [0, 1] (``normalise``;
+  ``denormalise`` rounds back to the nearest valid code), for the categorical VAEs as class
+  ids with an end class past the segment's last event (``to_classes``, ``from_classes``).
 """
 from __future__ import annotations
 
@@ -31,14 +33,28 @@ def split_songs(songs, val_frac: float, seed: int) -> tuple:
     return [songs[i] for i in order[n_val:]], [songs[i] for i in order[:n_val]]
 
 
+def split_halves(songs, seed: int) -> tuple:
+    """Two halves (a, b) of the training songs, by a seeded shuffle: the generators judged
+    by apps/melody/judges.py learn from half a (``--train-half a``), the judges' own model from
+    half b, so that it shares no training data with them."""
+    order = np.random.default_rng(seed + 7919).permutation(len(songs))
+    half = len(songs) // 2
+    return [songs[i] for i in sorted(order[:half])], [songs[i] for i in sorted(order[half:])]
+
+
 def load_split(subset: str, data_dir: str | None, limit: int | None, val_frac: float, seed: int,
-               progress: bool = True, max_songs: int | None = None) -> tuple:
+               progress: bool = True, max_songs: int | None = None,
+               train_half: str = "all") -> tuple:
     """(songs, stats, train songs, held-out songs) of an Essen subset (esac.load_songs), the
-    first ``max_songs`` of them if given, split by ``split_songs``."""
+    first ``max_songs`` of them if given, split by ``split_songs``; with ``train_half`` 'a' or
+    'b', the training songs are that half of them (``split_halves``), the held-out songs stay."""
     songs, stats = esac.load_songs(subset, data_dir=data_dir, limit=limit, progress=progress)
     if max_songs:
         songs = songs[:max_songs]
-    return (songs, stats, *split_songs(songs, val_frac, seed))
+    train, held = split_songs(songs, val_frac, seed)
+    if train_half != "all":
+        train = split_halves(train, seed)["ab".index(train_half)]
+    return songs, stats, train, held
 
 
 # ----------------------------------------------------------------------------------------------
@@ -128,21 +144,91 @@ def segments(songs, max_len: int) -> tuple:
     """Cut every song into segments of max_len events, padding the last: (notes, rhythm, lengths,
     song index, skipped) with int64 arrays (S, max_len), (S, max_len), (S,), (S,). Songs with
     codes out of range are skipped; ``skipped`` counts them."""
-    N, R, L, idx, skipped = [], [], [], [], 0
+    codes, skipped = all_song_codes(songs)
+    return (*cut(codes, max_len), skipped)
+
+
+def all_song_codes(songs) -> tuple:
+    """([(song index, note codes, duration classes)], skipped): ``song_codes`` of every song,
+    the songs with codes out of range skipped and counted."""
+    out, skipped = [], 0
     for k, s in enumerate(songs):
         try:
-            notes, classes = song_codes(s)
+            out.append((k, *song_codes(s)))
         except InputError:
             skipped += 1
-            continue
-        for a in range(0, len(notes), max_len):
-            n, c = notes[a:a + max_len], classes[a:a + max_len]
+    return out, skipped
+
+
+def cut(codes, max_len: int, rng=None) -> tuple:
+    """Segments (notes, rhythm, lengths, song index) of ``all_song_codes``' lists: from each
+    song's first event (``rng`` None), or from a random phase (a first segment of 1 to max_len
+    events, then max_len each), so that each epoch of training sees other cuts of the songs."""
+    N, R, L, idx = [], [], [], []
+    for k, notes, classes in codes:
+        first = 0 if rng is None else int(rng.integers(0, max_len)) - max_len
+        for a in range(first, len(notes), max_len):
+            a0 = max(a, 0)
+            n, c = notes[a0:a + max_len], classes[a0:a + max_len]
+            if not n:
+                continue
             L.append(len(n))
             N.append(n + [PAD_NOTE] * (max_len - len(n)))
             R.append(c + [PAD_CLASS] * (max_len - len(c)))
             idx.append(k)
-    return (np.array(N, dtype=np.int64), np.array(R, dtype=np.int64), np.array(L, dtype=np.int64),
-            np.array(idx, dtype=np.int64), skipped)
+    return (np.array(N, dtype=np.int64).reshape(-1, max_len),
+            np.array(R, dtype=np.int64).reshape(-1, max_len), np.array(L, dtype=np.int64),
+            np.array(idx, dtype=np.int64))
+
+
+def transpose_segments(notes, lengths, max_shift: int, rng) -> np.ndarray:
+    """Note codes (S, max_len) with each segment's pitches moved by a random whole number of
+    semitones in [-max_shift, max_shift], narrowed so that every pitch stays in 50-97 (rests
+    and padding stay): training data in other keys, so that a VAE learns to copy any pitch."""
+    notes = np.array(notes, dtype=np.int64)
+    real = np.arange(notes.shape[1])[None, :] < np.asarray(lengths)[:, None]
+    pitch = real & (notes != REST_CODE)
+    hi = np.where(pitch, notes, PITCH_LOW).max(1)
+    lo = np.where(pitch, notes, PITCH_HIGH).min(1)
+    down = np.maximum(-max_shift, PITCH_LOW - lo)
+    up = np.minimum(max_shift, PITCH_HIGH - hi)
+    shift = np.floor(down + rng.random(len(notes)) * (up - down + 1)).astype(np.int64)
+    return np.where(pitch, notes + shift[:, None], notes)
+
+
+# Categorical classes: what the softmax outputs of the categorical VAEs predict at each position.
+#   notes:  0-47 = pitches 50-97, 48 = rest, 49 = end (every position after the segment's last
+#           event);  rhythm: 0-7 = the duration classes, 8 = end.
+N_PITCHES = PITCH_HIGH - PITCH_LOW + 1
+REST_CLASS = N_PITCHES
+N_CLASSES = {"notes": N_PITCHES + 2, "rhythm": len(DURATIONS) + 1}
+END_CLASS = {"notes": N_PITCHES + 1, "rhythm": len(DURATIONS)}
+
+
+def to_classes(codes, lengths, kind: str) -> np.ndarray:
+    """Codes (S, max_len) and lengths (S,) -> class ids (S, max_len), int64, ``END_CLASS`` past
+    each segment's length."""
+    codes = np.asarray(codes, dtype=np.int64)
+    out = np.where(codes == REST_CODE, REST_CLASS, codes - PITCH_LOW) if kind == "notes" \
+        else codes.copy()
+    out[np.arange(codes.shape[1])[None, :] >= np.asarray(lengths)[:, None]] = END_CLASS[kind]
+    return out
+
+
+def from_classes(classes, kind: str) -> tuple:
+    """Class ids (S, max_len) -> (codes (S, max_len) padded like ``segments``, lengths (S,)): a
+    segment ends at its first end class (everything after it is padding)."""
+    classes = np.asarray(classes, dtype=np.int64)
+    end = classes == END_CLASS[kind]
+    lengths = np.where(end.any(1), end.argmax(1), classes.shape[1])
+    pad = np.arange(classes.shape[1])[None, :] >= lengths[:, None]
+    if kind == "notes":
+        codes = np.where(classes >= REST_CLASS, REST_CODE, classes + PITCH_LOW)
+        codes[pad] = PAD_NOTE
+    else:
+        codes = np.minimum(classes, len(DURATIONS) - 1)
+        codes[pad] = PAD_CLASS
+    return codes, lengths
 
 
 def normalise(codes, kind: str):
@@ -171,10 +257,10 @@ def check_note_codes(codes) -> None:
                              f"{PITCH_LOW}-{PITCH_HIGH} and the rest code {REST_CODE}")
 
 
-def to_melody(notes, classes) -> tuple:
+def to_melody(notes, classes, length: int | None = None) -> tuple:
     """Note codes and duration classes -> (pitches or None, durations in beats), trailing
-    padding (rest + whole note) removed."""
-    notes, classes = list(map(int, notes)), list(map(int, classes))
+    padding (rest + whole note) removed; ``length`` (the categorical VAEs' end) cuts first."""
+    notes, classes = list(map(int, notes))[:length], list(map(int, classes))[:length]
     end = len(notes)
     while end > 0 and notes[end - 1] == PAD_NOTE and classes[end - 1] == PAD_CLASS:
         end -= 1

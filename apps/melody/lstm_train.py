@@ -6,7 +6,9 @@ cross-entropy, against a bigram baseline (next symbol given the current one, add
 on exactly the same predictions.
 
 Writes in the run folder: model.npz (every epoch; ``train --resume``), best.npz (lowest
-validation cross-entropy), curves.png, demo.mid and demo.png, summary.json.
+validation cross-entropy), curves.png, demo.mid with demo.png, demo.musicxml and demo.wav
+("Ah ! vous dirai-je, maman" continued), summary.json. ``--train-half a`` trains on half of the
+training songs (the judges' split: apps/melody/judges.py).
 """
 from __future__ import annotations
 
@@ -46,11 +48,24 @@ def evaluate(model, win: np.ndarray, batch: int = 128) -> dict:
     return {"accuracy": hits / n, "cross_entropy": ce / n, "steps": n}
 
 
-def bigram_baseline(train_ids: np.ndarray, win: np.ndarray, V: int, alpha: float = 0.1) -> dict:
-    """P(next | current) counted on the training stream (N,), scored on the windows' targets."""
+def bigram_counts(train_ids: np.ndarray, V: int) -> np.ndarray:
+    """(V, V) counts of (current, next) symbols in the training stream (N,)."""
     counts = np.zeros((V, V))
     np.add.at(counts, (train_ids[:-1], train_ids[1:]), 1.0)
-    prob = (counts + alpha) / (counts + alpha).sum(1, keepdims=True)
+    return counts
+
+
+def bigram_probs(train_ids: np.ndarray, V: int, alpha: float = 0.1) -> np.ndarray:
+    """P(next | current) (V, V) with add-``alpha`` smoothing: the bigram baseline, and the
+    chain that lstm_generate.sample_chain samples from."""
+    counts = bigram_counts(train_ids, V) + alpha
+    return counts / counts.sum(1, keepdims=True)
+
+
+def bigram_baseline(train_ids: np.ndarray, win: np.ndarray, V: int, alpha: float = 0.1) -> dict:
+    """P(next | current) counted on the training stream (N,), scored on the windows' targets."""
+    counts = bigram_counts(train_ids, V)
+    prob = bigram_probs(train_ids, V, alpha)
     cur, nxt = win[:, :-1].ravel(), win[:, 1:].ravel()
     return {"accuracy": float(np.mean(counts[cur].argmax(1) == nxt)),
             "cross_entropy": float(-np.log(prob[cur, nxt]).mean()), "steps": int(nxt.size)}
@@ -65,7 +80,8 @@ def train(args) -> dict:
     t0 = time.perf_counter()
     songs, stats, tr_songs, va_songs = load_split(args.subset, args.data, args.limit,
                                                   args.val_frac, args.seed, args.progress,
-                                                  max_songs=args.max_songs)
+                                                  max_songs=args.max_songs,
+                                                  train_half=args.train_half)
     vocab = Vocab.from_songs(s.tokens for s in songs)
     tr_ids = stream([s.tokens for s in tr_songs], vocab)
     va_ids = stream([s.tokens for s in va_songs], vocab)
@@ -83,7 +99,8 @@ def train(args) -> dict:
     params = model.parameters()
     opt = optim.Adam(params, lr=args.lr)
     loss_fn = nn.SoftmaxCrossEntropyLoss()
-    config = config_of(model, vocab, subset=args.subset, window=args.window)
+    config = config_of(model, vocab, subset=args.subset, window=args.window,
+                       train_half=args.train_half, val_frac=args.val_frac, seed=args.seed)
     ckpt, best_path = os.path.join(run, "model.npz"), os.path.join(run, "best.npz")
     history, start, best = [], 1, math.inf
     if args.resume:
@@ -140,8 +157,10 @@ def train(args) -> dict:
     prime, meter = prime_tokens("demo")
     demo_tokens = generate(best_model, vocab, prime, args.demo_steps, args.temperature,
                            np.random.default_rng(args.seed))
-    demo = write_generation(os.path.join(run, "demo.mid"), demo_tokens, len(prime), meter)
-    files += [demo["file"], demo["plot"]]
+    demo = write_generation(os.path.join(run, "demo.mid"), demo_tokens, len(prime), meter,
+                            title=f"melody LSTM ({args.subset}) continues \"Ah ! vous dirai-je, "
+                                  f"maman\" (T={args.temperature})")
+    files += [f for f in (demo["file"], demo["plot"], demo["musicxml"], demo["wav"]) if f]
     best_epoch = min(history, key=lambda h: h["val"]["cross_entropy"])["epoch"] if history else None
     summary = {
         "app": APP, "subset": args.subset,

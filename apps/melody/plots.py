@@ -1,15 +1,15 @@
-"""Pictures of the melody apps' runs: learning curves (drawn by apps.common.runs.plot_curves),
-the LSTM's piano roll and the VAE's reconstruction of a held-out song.
+"""Pictures of the melody apps' runs: learning curves (drawn by apps.common.runs.plot_curves)
+and the VAE's reconstruction of a held-out song. Piano rolls of generated melodies are drawn
+from their MIDI files by apps/music/render.py.
 
-matplotlib is imported inside the two drawing functions: it is slow to load and only needed
-when a picture is written.
+matplotlib is imported inside the drawing function: it is slow to load and only needed when a
+picture is written.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from apps.common.runs import Line, Panel, plot_curves
-from apps.music import esac
 
 
 def plot_lstm_curves(history: list, base: dict, path: str) -> str | None:
@@ -42,28 +42,6 @@ def plot_vae_curves(hist: dict, path: str) -> str | None:
     return plot_curves(path, "melody VAEs", panels)
 
 
-def plot_melody(tokens, n_prime: int, path: str, title: str) -> None:
-    """Piano roll of sixteenth-step tokens; the first ``n_prime`` steps (the prime) in orange."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(12, 3))
-    t = 0.0
-    for p, ql in esac.decode(tokens):
-        if p is not None:
-            ax.barh(p, ql, left=t, height=0.8, color="C1" if t < n_prime * esac.STEP else "C0")
-        t += ql
-    ax.axvline(n_prime * esac.STEP, c="k", ls="--", lw=1)
-    ax.set_xlabel("beats (quarter notes); prime in orange")
-    ax.set_ylabel("MIDI pitch")
-    ax.set_title(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-
-
 def plot_reconstruction(orig_n, rec_n, orig_r, rec_r, length: int, path: str) -> None:
     """Note codes and duration classes (each (max_len,)) of a song and its reconstruction, over
     the song's first ``length`` events."""
@@ -74,12 +52,12 @@ def plot_reconstruction(orig_n, rec_n, orig_r, rec_r, length: int, path: str) ->
 
     fig, (a, b) = plt.subplots(2, 1, figsize=(11, 5), sharex=True)
     k = np.arange(length)
-    a.step(k, orig_n[:length], where="mid", label="original")
-    a.step(k, rec_n[:length], where="mid", label="reconstruction")
+    a.step(k, orig_n[:length], where="mid", label="original", lw=3, alpha=0.5)
+    a.step(k, rec_n[:length], where="mid", label="reconstruction", ls="--")
     a.set_ylabel("pitch (99 = rest)")
     a.legend()
-    b.step(k, orig_r[:length], where="mid", label="original")
-    b.step(k, rec_r[:length], where="mid", label="reconstruction")
+    b.step(k, orig_r[:length], where="mid", label="original", lw=3, alpha=0.5)
+    b.step(k, rec_r[:length], where="mid", label="reconstruction", ls="--")
     b.set_ylabel("duration class")
     b.set_xlabel("event")
     fig.suptitle("held-out song: original and VAE reconstruction")

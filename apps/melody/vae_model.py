@@ -1,15 +1,23 @@
-"""The slides' MLP variational auto-encoder (seed 002), used twice: once for the notes, once for
-the rhythm, and its loss.
+"""The melody VAEs' MLPs: the slides' variational auto-encoder (seed 002), its categorical
+version, and their losses.
 
     encoder     x (B, D) -> 500, LeakyReLU(0.2) -> 500, LeakyReLU(0.2) -> h (B, 500)
     bottleneck  h -> mu, log_var (B, Z); z = mu + exp(0.5 log_var) * eps; KL(q(z|x) || N(0, I))
                 (nnscratch.VariationalBottleneck, docs/derivations/variational.md)
     decoder     z -> 500, LeakyReLU(0.2) -> 500, LeakyReLU(0.2) -> logits (B, D)
 
-Loss per song = binary cross-entropy of sigmoid(logits) against the normalised input (summed
-over positions) + beta * KL. The sigmoid is fused into the loss (``BCEWithLogitsLoss``: the same
-function, computed stably); ``decode`` applies it. The slides write z = mean + logvar * eps; the
-reparameterisation here is the standard one.
+``MelodyVAE`` is the slides' model: x holds the normalised codes in [0, 1] (D = max_len), and
+the loss per song is the binary cross-entropy of sigmoid(logits) against x (summed over
+positions) + beta * KL (``VAELoss``). The sigmoid is fused into the loss
+(``BCEWithLogitsLoss``: the same function, computed stably); ``decode`` applies it. The slides
+write z = mean + logvar * eps; the reparameterisation here is the standard one.
+
+``CategoricalMLPVAE`` keeps that encoder, bottleneck and decoder but reads and writes classes:
+x is the one-hot of the segment's class ids (D = max_len * C), the decoder's output is read as
+logits (B, max_len, C), one softmax per position, and the loss is their cross-entropy
+(``CategoricalVAELoss``). Why the regression fails and this works: docs/derivations/melody_vae.md.
+The sequence model (BiLSTM encoder, LSTM decoder) is in vae_seq_model.py; choosing, loading
+and feeding either is vae_build.py.
 """
 from __future__ import annotations
 
@@ -125,27 +133,89 @@ class VAELoss:
         return VAEGrads(dlogits=self.recon.backward(1.0 / self.batch), dkl=self.beta)
 
 
-def reconstruct(model: MelodyVAE, x) -> np.ndarray:
-    """Sigmoid output (batch, input_dim) at z = mu (the most likely code)."""
-    mu, _ = model.encode(x)
-    return model.decode(mu)
+class CategoricalMLPVAE(nn.Layer):
+    """The slides' MLP VAE over class ids: one-hot (B, L * C) -> ``MelodyVAE`` -> logits
+    (B, L, C).
+
+    ``forward(ids, eps=None)`` takes class ids (batch, length) (``data.to_classes``) and returns
+    a :class:`VAEOutput` whose logits are (batch, length, classes); ``backward`` takes a
+    :class:`VAEGrads` with dlogits of that shape and returns None (the ids are data). The
+    one-hot is a fixed reshaping of the input, so the backward is the MLP VAE's, on
+    dlogits reshaped to (B, L * C): docs/derivations/melody_vae.md (4).
+    """
+
+    def __init__(self, length: int, classes: int, hidden: int = 500, latent: int = 250,
+                 alpha: float = 0.2, free_bits: float = 0.0):
+        super().__init__()
+        self.length, self.classes, self.hidden, self.latent = length, classes, hidden, latent
+        self.vae = MelodyVAE(length * classes, hidden, latent, alpha)
+        self.vae.bottleneck.free_bits = float(free_bits)
+
+    def one_hot(self, ids):
+        """ids (B, L) -> one-hot (B, L * C) on the parameters' device and dtype."""
+        W = self.vae.encoder[0].weight.data
+        xp = nn.get_array_module(W)
+        ids = xp.asarray(ids)
+        return xp.eye(self.classes, dtype=W.dtype)[ids].reshape(ids.shape[0], -1)
+
+    def forward(self, ids, eps=None) -> VAEOutput:
+        self.check_input(ids, ndim=2, last_dim=self.length, what="class ids (batch, length)")
+        out = self.vae(self.one_hot(ids), eps)
+        B = out.logits.shape[0]
+        return out._replace(logits=out.logits.reshape(B, self.length, self.classes))
+
+    def backward(self, grads):
+        g = VAEGrads(*grads)
+        B = g.dlogits.shape[0]
+        self.vae.backward(g._replace(dlogits=g.dlogits.reshape(B, -1)))
+        return None
+
+    def encode(self, ids):
+        """(mu, log_var) (batch, latent), CPU arrays; nothing saved."""
+        return self.vae.encode(self.one_hot(ids))
+
+    def decode(self, z, rng=None, temperature: float = 1.0):
+        """Class ids (batch, length) for codes z: each position's most likely class, or a draw
+        from its softmax (at ``temperature``) when ``rng`` is given. CPU array."""
+        with nn.no_grad():
+            logits = nn.to_cpu(self.vae.decoder(nn.to_device(z)))
+        logits = logits.reshape(len(z), self.length, self.classes).astype(np.float64)
+        return pick(logits, rng, temperature)
+
+    def extra_repr(self) -> str:
+        return f"length={self.length}, classes={self.classes}"
 
 
-def latent_prior(model: MelodyVAE, x) -> dict:
-    """Mean and std (each (latent,)) of the codes mu(x) over the training set (the fitted
-    sampling prior)."""
-    mu = np.concatenate([model.encode(x[s:s + 1024])[0] for s in range(0, len(x), 1024)])
-    return {"latent_mean": mu.mean(0), "latent_std": mu.std(0) + 1e-6}
+def pick(logits, rng=None, temperature: float = 1.0) -> np.ndarray:
+    """Class ids from logits (..., C): argmax without ``rng``, else a draw from
+    softmax(logits / temperature)."""
+    if rng is None:
+        return logits.argmax(-1)
+    z = logits / temperature
+    p = np.exp(z - z.max(-1, keepdims=True))
+    p /= p.sum(-1, keepdims=True)
+    u = rng.random(p.shape[:-1] + (1,))
+    return np.minimum((p.cumsum(-1) < u).sum(-1), p.shape[-1] - 1)
 
 
-def load_vae(path: str) -> tuple:
-    """(model in eval mode, fitted prior (mean, std) or None) from a checkpoint."""
-    ck = nn.load_checkpoint(path)
-    c = ck.config
-    model = MelodyVAE(c["input_dim"], c["hidden"], c["latent"])
-    model.load_state_dict(ck.model)
-    model.eval()
-    prior = None
-    if "latent_mean" in ck.arrays:
-        prior = (ck.arrays["latent_mean"], ck.arrays["latent_std"])
-    return model, prior
+class CategoricalVAELoss:
+    """Per-segment loss averaged over the batch: the cross-entropy of every position's softmax
+    against its class (summed over positions, end class included: the model learns where a
+    segment ends) + beta * KL. ``beta`` may change between steps (KL annealing)."""
+
+    def __init__(self, beta: float = 1.0):
+        self.recon = nn.SoftmaxCrossEntropyLoss(reduction="sum")
+        self.beta = beta
+        self.batch = 1
+
+    def __call__(self, out: VAEOutput, ids):
+        self.batch = ids.shape[0]
+        rec = self.recon(out.logits, ids) / self.batch
+        kl = float(out.kl)
+        if not math.isfinite(kl):
+            raise NonFiniteError(f"the VAE's KL term is {kl}: mu or log_var overflowed "
+                                 "(a smaller learning rate may help)")
+        return rec + self.beta * kl, {"recon": rec, "kl": kl}
+
+    def backward(self) -> VAEGrads:
+        return VAEGrads(dlogits=self.recon.backward(1.0 / self.batch), dkl=self.beta)

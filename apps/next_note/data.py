@@ -87,20 +87,23 @@ def load_cre(data_dir: str | None = None, limit: int | None = None,
     return tunes
 
 
+def tune_from_song(s) -> Tune | None:
+    """An Essen song (apps/music/esac.py) as a tune (tempo 100 bpm; bar positions from the
+    ABC); None for a song of fewer than two notes."""
+    notes = s.notes()
+    if len(notes) < 2:
+        return None
+    num, den = (int(x) for x in s.meter.split("/")) if s.meter else (4, 4)
+    return Tune(s.ref, np.array([n[0] for n in notes]), np.array([n[1] for n in notes]),
+                np.array([np.nan if n[2] is None else n[2] for n in notes]), s.bar_ql,
+                100.0, (num, den))
+
+
 def load_essen(subset: str = "han", data_dir: str | None = None, limit: int | None = None,
                progress: bool = True) -> list:
-    """Essen songs of one subset as tunes (tempo 100 bpm; bar positions from the ABC)."""
+    """Essen songs of one subset as tunes (``tune_from_song``; songs of < 2 notes left out)."""
     songs, _ = esac.load_songs(subset, data_dir=data_dir, limit=limit, progress=progress)
-    tunes = []
-    for s in songs:
-        notes = s.notes()
-        if len(notes) < 2:
-            continue
-        num, den = (int(x) for x in s.meter.split("/")) if s.meter else (4, 4)
-        tunes.append(Tune(s.ref, np.array([n[0] for n in notes]), np.array([n[1] for n in notes]),
-                          np.array([np.nan if n[2] is None else n[2] for n in notes]), s.bar_ql,
-                          100.0, (num, den)))
-    return tunes
+    return [t for t in map(tune_from_song, songs) if t is not None]
 
 
 def split_tunes(tunes: list, val_frac: float = 0.1, seed: int = 0) -> tuple:

@@ -1,6 +1,7 @@
 """Generation: note by note, sampling the softmax over the 88 keys with a temperature, on the
 rhythm of a held-out tune (the network predicts keys, not durations, as in the report); written
-to MIDI, with a piano roll.
+to MIDI with a piano roll (PNG), a score (MusicXML) and a WAV where fluidsynth or timidity is
+installed (apps/music/render.py).
 """
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import numpy as np
 
 import nnscratch as nn
 from apps.common.errors import UsageError
-from apps.music import midi
+from apps.music import midi, render
 
 from .data import (
     LOW_KEY,
@@ -74,27 +75,16 @@ def generate(model, context: int, template: dict, n_notes: int, prime=None,
     return pitches, durs
 
 
-def write_generated(path: str, pitches, durs, template: dict) -> str:
-    return midi.write_monophonic(path, pitches, list(durs), tempo=template["tempo"],
-                                 time_signature=tuple(template["meter"]), name="next-note MLP")
-
-
-def plot_melody(pitches, durs, path: str, title: str) -> None:
-    """Piano roll of a generated melody (pitches and durations in beats)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    starts = np.concatenate([[0.0], np.cumsum(durs[:-1])])
-    fig, ax = plt.subplots(figsize=(11, 3))
-    ax.barh(pitches, durs, left=starts, height=0.8)
-    ax.set_xlabel("beats")
-    ax.set_ylabel("MIDI pitch")
-    ax.set_title(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+def write_generated(path: str, pitches, durs, template: dict, title: str | None = None,
+                    prime: int = 0, files: bool = True) -> dict:
+    """MIDI at ``path`` and, with ``files``, its PNG (the first ``prime`` notes in orange),
+    MusicXML and WAV beside it: {'midi', 'png', 'musicxml', 'wav'}."""
+    midi.write_monophonic(path, pitches, list(durs), tempo=template["tempo"],
+                          time_signature=tuple(template["meter"]), name="next-note MLP")
+    if not files:
+        return {"midi": path}
+    mark = float(np.sum(durs[:prime])) if prime else None
+    return render.render_all(path, title=title or os.path.basename(path), mark_beat=mark)
 
 
 def parse_prime(text: str | None) -> list | None:
@@ -116,7 +106,10 @@ def generate_cmd(args) -> dict:
     pitches, durs = generate(model, cfg["context"], template, args.notes, parse_prime(args.prime),
                              args.temperature, np.random.default_rng(args.seed))
     out = args.out or os.path.join(os.path.dirname(args.checkpoint), "generated.mid")
-    write_generated(out, pitches, durs, template)
-    print(f"wrote {out}: {len(pitches)} notes, pitches {min(pitches)}-{max(pitches)}, rhythm of "
-          f"{template['name']}")
-    return {"file": out, "pitches": pitches}
+    n_prime = len(parse_prime(args.prime) or template["pitches"][:cfg["context"]])
+    files = write_generated(out, pitches, durs, template, prime=n_prime,
+                            title=f"next-note MLP (rhythm of {template['name']}, "
+                                  f"T={args.temperature})")
+    print(f"wrote {', '.join(f for f in files.values() if f)}: {len(pitches)} notes, pitches "
+          f"{min(pitches)}-{max(pitches)}, rhythm of {template['name']}")
+    return {"file": out, "pitches": pitches, "files": files}

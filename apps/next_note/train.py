@@ -3,7 +3,9 @@ scores, and the two baselines it must beat on the same held-out notes: the most 
 and a bigram (next key given the previous key).
 
 Writes in the run folder: model.npz (checkpoint after every epoch; ``train --resume`` goes on
-from it), curves.png, generated.mid, generated.png, summary.json.
+from it), curves.png, generated.mid with generated.png, .musicxml and .wav, summary.json.
+``--train-half a`` (Essen) trains on half of the training tunes, the split of the melody LSTM's
+``judge`` command.
 """
 from __future__ import annotations
 
@@ -14,7 +16,9 @@ import time
 import numpy as np
 
 import nnscratch as nn
+from apps.common.errors import UsageError
 from apps.common.runs import Line, Panel, make_run_dir, plot_curves, write_summary
+from apps.melody.data import split_halves
 from nnscratch import optim
 
 from .data import (
@@ -27,7 +31,7 @@ from .data import (
     make_examples,
     split_tunes,
 )
-from .generate import generate, plot_melody, template_of, write_generated
+from .generate import generate, template_of, write_generated
 from .model import build_model
 
 APP = "next_note_mlp"
@@ -117,6 +121,11 @@ def train(args) -> dict:
     else:
         tunes = load_essen(args.subset, args.data, args.limit, progress=args.progress)
     tr_tunes, va_tunes = split_tunes(tunes, args.val_frac, args.seed)
+    if args.train_half != "all":
+        if args.source != "essen":
+            raise UsageError("--train-half splits Essen songs as the melody apps do: it needs "
+                             "--source essen")
+        tr_tunes = split_halves(tr_tunes, args.seed)["ab".index(args.train_half)]
     tr, va = make_examples(tr_tunes, args.context), make_examples(va_tunes, args.context)
     print(f"data: {args.source}{'/' + args.subset if args.source == 'essen' else ''}: "
           f"{len(tunes)} tunes ({len(tr_tunes)} train, {len(va_tunes)} held out), "
@@ -137,7 +146,8 @@ def train(args) -> dict:
         print(f"resumed from {args.resume} at epoch {start_epoch}")
     rng = np.random.default_rng(args.seed + start_epoch)
     config = {"context": args.context, "hidden": list(args.hidden), "source": args.source,
-              "subset": args.subset}
+              "subset": args.subset, "train_half": args.train_half, "val_frac": args.val_frac,
+              "seed": args.seed}
     templates = [template_of(t) for t in va_tunes[:8]]
     for epoch in range(start_epoch, args.epochs + 1):
         order = rng.permutation(len(tr))
@@ -177,11 +187,11 @@ def train(args) -> dict:
     gen_rng = np.random.default_rng(args.seed)
     pitches, durs = generate(model, args.context, templates[0], args.gen_notes,
                              temperature=args.temperature, rng=gen_rng)
-    mid = write_generated(os.path.join(run, "generated.mid"), pitches, durs, templates[0])
-    png = os.path.join(run, "generated.png")
-    plot_melody(pitches, durs, png, f"generated (rhythm of {templates[0]['name']}, "
-                                    f"T={args.temperature})")
-    files += [mid, png]
+    out = write_generated(os.path.join(run, "generated.mid"), pitches, durs, templates[0],
+                          title=f"generated (rhythm of {templates[0]['name']}, "
+                                f"T={args.temperature})", prime=args.context)
+    mid = out["midi"]
+    files += [f for f in out.values() if f]
     final = history[-1]["val"] if history else evaluate(model, va, args.context)
     summary = {
         "app": APP, "data": {"source": args.source, "subset": args.subset, "tunes": len(tunes),

@@ -10,14 +10,16 @@ import os
 import mido
 import numpy as np
 import pytest
-from conftest import SHARED_DATA
 
 import nnscratch as nn
 from apps import melody_lstm as app
 from apps.melody import data
-from apps.melody.lstm_model import MelodyLSTM
-from apps.melody.lstm_train import evaluate
+from apps.melody.lstm_generate import sample_chain, sample_songs
+from apps.melody.lstm_model import MelodyLSTM, load_model
+from apps.melody.lstm_train import bigram_probs, evaluate
 from apps.music import esac
+from apps.music.render import render_hint
+from conftest import SHARED_DATA
 from nnscratch.testing import check_layer
 
 ESSEN = os.path.join(SHARED_DATA, "essen-folksong-abc")
@@ -80,6 +82,20 @@ def _notes(path):
     return [m.note for tr in mf.tracks for m in tr if m.type == "note_on" and m.velocity > 0]
 
 
+def _check_beside(midi_path):
+    """PNG, MusicXML (music21 opens it) and, where a renderer is installed, the WAV
+    (soundfile opens it) written beside a generated MIDI file."""
+    stem = os.path.splitext(str(midi_path))[0]
+    with open(stem + ".png", "rb") as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+    music21 = pytest.importorskip("music21")
+    assert len(music21.converter.parse(stem + ".musicxml").flatten().notes) > 0
+    if render_hint() is None:
+        import soundfile
+
+        assert soundfile.info(stem + ".wav").duration >= mido.MidiFile(str(midi_path)).length
+
+
 def test_cli_writes_summary_demo_and_resumes(trained, capsys):
     s = json.loads((trained / "summary.json").read_text())
     assert {"accuracy", "cross_entropy"} <= set(s["held_out"])
@@ -93,6 +109,8 @@ def test_cli_writes_summary_demo_and_resumes(trained, capsys):
     assert notes[:7] == [60, 60, 67, 67, 69, 69, 67]
     music21 = pytest.importorskip("music21")
     assert len(music21.converter.parse(str(demo)).flatten().notes) >= 14
+    _check_beside(demo)
+    assert str(trained / "demo.png") in s["files"] and s["demo"]["musicxml"]
     rc = app.main(["train", "--subset", "han", "--limit", "12", "--epochs", "3", "--hidden", "32",
                    "--batch", "16", "--lr", "1e-2", "--demo-steps", "16", "--out", str(trained),
                    "--resume", str(trained / "model.npz"), "--no-progress"])
@@ -108,6 +126,7 @@ def test_generate_from_token_and_abc_primes(trained, tmp_path):
                      "--steps", "64", "--temperature", "0.9", "--out", str(out)]) == 0
     toks = esac.midi_to_tokens(str(out))
     assert toks[:8] == ["62", "_", "_", "_", "64", "_", "67", "_"] and len(toks) == 8 + 64
+    _check_beside(out)
     out = tmp_path / "abc.mid"
     abc = "X:1\\nM:2/4\\nL:1/8\\nK:G\\nGA Bc | d2 B2 |"    # G major -> C major
     assert app.main(["generate", "--checkpoint", ck, "--prime", abc, "--steps", "48",
@@ -127,3 +146,25 @@ def test_bad_primes_give_clear_errors(trained, capsys):
     assert "starts with a hold" in capsys.readouterr().err
     assert app.main(["generate", "--checkpoint", ck, "--temperature", "0"]) == 2
     assert "temperature must be positive" in capsys.readouterr().err
+
+
+def test_whole_songs_from_the_lstm_and_the_bigram(trained, songs):
+    model, vocab, _ = load_model(str(trained / "best.npz"))
+    rng = np.random.default_rng(0)
+    out = sample_songs(model, vocab, 6, rng, temperature=1.0, max_steps=40)
+    assert len(out) == 6 and all(len(t) <= 40 for t in out)
+    for toks in out:
+        assert data.DELIM not in toks and (not toks or toks[0] != esac.HOLD)
+        esac.decode(toks)                                   # a valid melody
+    ids = data.stream([s.tokens for s in songs], vocab)
+    prob = bigram_probs(ids, len(vocab))
+    np.testing.assert_allclose(prob.sum(1), 1.0)
+    chain = sample_chain(prob, vocab, 30, rng, max_steps=400)
+    lengths = [len(t) for t in chain]
+    assert max(lengths) > 0 and all(n <= 400 for n in lengths)
+    # songs end: the bigram learnt that '/' follows song endings, so not every song hits the cap
+    assert min(lengths) < 400
+    steps = [t for toks in chain for t in toks]
+    assert data.DELIM not in steps and set(steps) <= set(vocab.symbols)
+    with pytest.raises(ValueError, match="temperature"):
+        sample_songs(model, vocab, 2, rng, temperature=0)

@@ -1,6 +1,8 @@
-"""apps/melody_vae.py: encodings of real Essen songs, the VAE's hand-written backward checked
-numerically in float64 (model alone and with the BCE + KL loss), a few steps lower the loss,
-and the CLI trains, resumes, samples and interpolates to MIDI that mido and music21 open."""
+"""apps/melody_vae.py: encodings of real Essen songs (codes, classes, cuts, transpositions), the
+hand-written backwards of the three VAEs (the slides' sigmoid MLP, the categorical MLP, the
+sequence VAE) checked numerically in float64 (models alone and with their losses), a few steps
+lower the loss, and the CLI trains (both archs), resumes, samples and interpolates to MIDI that
+mido and music21 open, with a WAV that soundfile opens where a renderer is installed."""
 from __future__ import annotations
 
 import json
@@ -9,12 +11,13 @@ import os
 import mido
 import numpy as np
 import pytest
-from conftest import SHARED_DATA
 
 import nnscratch as nn
 from apps import melody_vae as app
-from apps.melody import data, vae_model, vae_train
+from apps.melody import data, vae_build, vae_generate, vae_model, vae_seq_model, vae_train
 from apps.music import esac
+from apps.music.render import render_hint
+from conftest import SHARED_DATA
 from nnscratch.testing import check_layer, numerical_grad
 
 ESSEN = os.path.join(SHARED_DATA, "essen-folksong-abc")
@@ -131,12 +134,27 @@ def _check_midi(path, min_notes):
     assert len(music21.converter.parse(str(path)).flatten().notes) >= min_notes
 
 
+def _check_files(midi_path):
+    """The PNG, MusicXML and (where a renderer is installed) WAV beside a MIDI file."""
+    stem = os.path.splitext(str(midi_path))[0]
+    with open(stem + ".png", "rb") as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+    music21 = pytest.importorskip("music21")
+    assert len(music21.converter.parse(stem + ".musicxml").flatten().notes) > 0
+    if render_hint() is None:
+        import soundfile
+
+        info = soundfile.info(stem + ".wav")
+        assert info.samplerate == 44100 and info.duration >= mido.MidiFile(str(midi_path)).length
+
+
 @needs_data
 def test_cli_train_resume_sample_interpolate(data_cache, tmp_path, capsys):
+    # the default (seq) VAE: ten epochs on 40 songs are enough for melodies of >= 8 notes
     out = tmp_path / "run"
-    args = ["train", "--subset", "kinder", "--limit", "40", "--epochs", "3", "--max-len", "32",
-            "--samples", "2", "--interp-steps", "3", "--log-every", "1", "--out", str(out),
-            "--no-progress"]
+    args = ["train", "--subset", "kinder", "--limit", "40", "--epochs", "10", "--max-len", "32",
+            "--samples", "2", "--interp-steps", "3", "--interp-pairs", "5", "--log-every", "1",
+            "--out", str(out), "--no-progress"]
     assert app.main(args) == 0
     s = json.loads((out / "summary.json").read_text())
     for kind in ("notes", "rhythm"):
@@ -147,17 +165,25 @@ def test_cli_train_resume_sample_interpolate(data_cache, tmp_path, capsys):
     assert s["config"]["notes"]["lr"] == 1e-3 and s["preset"] == "tuned"
     for f in ("curves.png", "reconstruction.png", "notes.npz", "rhythm.npz", "heldout.npz"):
         assert (out / f).stat().st_size > 0
+    assert s["arch"] == "seq" and s["categorical"] is True
+    ip = s["interpolation"]
+    assert len(ip["first_pair"]["change_per_step"]) == 2 and ip["pairs"] == 5
+    assert 0 <= ip["mean_change_per_step"] <= ip["max_change_per_step"] <= 1
     for f in ("sample_0.mid", "sample_1.mid", "interp_0.mid", "interp_2.mid"):
         _check_midi(out / f, 8)
+        _check_files(out / f)
     more = list(args)
-    more[more.index("--epochs") + 1] = "4"
+    more[more.index("--epochs") + 1] = "11"
     assert app.main(more + ["--resume"]) == 0
     assert "resumed from" in capsys.readouterr().out
-    assert len(json.loads((out / "summary.json").read_text())["history"]["notes"]) == 4
+    assert len(json.loads((out / "summary.json").read_text())["history"]["notes"]) == 11
     assert app.main(["sample", "--run", str(out), "--n", "2", "--seed", "5"]) == 0
     _check_midi(out / "sample_5_1.mid", 8)
+    _check_files(out / "sample_5_1.mid")
     assert app.main(["interpolate", "--run", str(out), "--a", "0", "--b", "1", "--steps", "3"]) == 0
     _check_midi(out / "interp_0_1_2.mid", 8)
+    _check_files(out / "interp_0_1_2.mid")
+    assert "share of events changed per step" in capsys.readouterr().out
     assert app.main(["interpolate", "--run", str(out), "--a", "0", "--b", "999"]) != 0
 
 
@@ -170,3 +196,159 @@ def test_slides_preset_is_selectable():
     assert cfg["rhythm"]["epochs"] == 8 and cfg["rhythm"]["batch"] == 64
     with pytest.raises(SystemExit):
         app.parse_args(["train", "--resume"])   # needs --out
+
+
+# ----------------------------------------------------------------------------------------------
+# The categorical VAEs: classes, cuts, transpositions
+# ----------------------------------------------------------------------------------------------
+@needs_data
+def test_classes_round_trip_and_end(songs):
+    N, R, L, _, _ = data.segments(songs, 32)
+    for kind, codes in (("notes", N), ("rhythm", R)):
+        cls = data.to_classes(codes, L, kind)
+        assert cls.min() >= 0 and cls.max() < data.N_CLASSES[kind]
+        assert np.all((cls == data.END_CLASS[kind]) == (np.arange(32)[None] >= L[:, None]))
+        back, lengths = data.from_classes(cls, kind)
+        np.testing.assert_array_equal(back, codes)
+        np.testing.assert_array_equal(lengths, L)
+    # a decoder that ends early: everything after the first end is padding
+    cls = np.array([[3, data.END_CLASS["notes"], 5, 6]])
+    codes, lengths = data.from_classes(cls, "notes")
+    assert lengths.tolist() == [1] and codes.tolist() == [[53, 99, 99, 99]]
+    assert data.to_melody([60, 62, 64], [3, 3, 5], length=2) == ([60, 62], [1.0, 1.0])
+
+
+@needs_data
+def test_random_cuts_keep_every_event_once(songs):
+    codes, _ = data.all_song_codes(songs)
+    rng = np.random.default_rng(0)
+    for _ in range(3):
+        N, R, L, idx = data.cut(codes, 16, rng)
+        assert L.min() >= 1 and L.max() <= 16
+        for k, notes, classes in codes:
+            rows = np.flatnonzero(idx == k)
+            joined = [c for r in rows for c in N[r, :L[r]].tolist()]
+            assert joined == notes
+            assert [c for r in rows for c in R[r, :L[r]].tolist()] == classes
+
+
+@needs_data
+def test_transpositions_keep_intervals_rests_and_range(songs):
+    N, _, L, _, _ = data.segments(songs, 32)
+    T = data.transpose_segments(N, L, 5, np.random.default_rng(0))
+    real = np.arange(32)[None] < L[:, None]
+    rest = N == data.REST_CODE
+    assert np.array_equal(T[rest | ~real], N[rest | ~real])
+    pitch = real & ~rest
+    assert T[pitch].min() >= data.PITCH_LOW and T[pitch].max() <= data.PITCH_HIGH
+    shift = [np.unique(T[k][pitch[k]] - N[k][pitch[k]]) for k in range(len(N)) if pitch[k].any()]
+    assert all(len(s) == 1 and abs(s[0]) <= 5 for s in shift)
+    assert len({int(s[0]) for s in shift}) > 3
+
+
+# ----------------------------------------------------------------------------------------------
+# Gradients of the categorical MLP VAE and of the sequence VAE (float64, tiny sizes)
+# ----------------------------------------------------------------------------------------------
+def _tiny(kind):
+    nn.manual_seed(5)
+    with nn.default_dtype(np.float64):
+        if kind == "seq":
+            model = vae_seq_model.SeqVAE(length=5, classes=4, embed=3, enc_hidden=3, dec_hidden=4,
+                                         latent=2, cond=3)
+        else:
+            model = vae_model.CategoricalMLPVAE(length=5, classes=4, hidden=6, latent=2)
+    rng = np.random.default_rng(2)
+    return model, rng.integers(0, 4, (3, 5)), rng.standard_normal((3, 2))
+
+
+@pytest.mark.parametrize("kind", ["mlp", "seq"])
+def test_categorical_vae_backward_matches_numerical_gradients(kind):
+    model, ids, eps = _tiny(kind)
+    kwargs = {"eps": eps}
+    if kind == "seq":   # word dropout's mask passed in, so that the check is deterministic
+        kwargs["keep"] = np.array([[1, 0, 1, 1, 0], [1, 1, 1, 0, 1], [0, 1, 1, 1, 1]], bool)
+    results = check_layer(model, [ids], forward_kwargs=kwargs)
+    n_params = len([p for p in model.parameters() if p.requires_grad])
+    assert len(results) == n_params and n_params == (21 if kind == "seq" else 14)
+    assert max(r.max_rel_error for r in results) < 1e-6
+
+
+@pytest.mark.parametrize("kind", ["mlp", "seq"])
+def test_categorical_vae_loss_gradient_recon_plus_kl(kind):
+    model, ids, eps = _tiny(kind)
+    loss_fn = vae_model.CategoricalVAELoss(beta=0.3)
+    model.zero_grad()
+    loss_fn(model(ids, eps), ids)
+    model.backward(loss_fn.backward())
+
+    def total():
+        with nn.no_grad():
+            out = model(ids, eps)
+        return loss_fn(out, ids)[0]
+
+    for name, p in model.named_parameters():
+        num = numerical_grad(total, p.data)
+        err = np.abs(num - p.grad).max() / max(np.abs(num).max(), 1e-8)
+        assert err < 1e-7, (name, err)
+
+
+def test_seq_vae_decodes_step_by_step_like_teacher_forcing():
+    """Greedy decoding feeds back each step's argmax: where it equals the teacher-forced input,
+    both paths must give the same logits, so the decoded ids are the argmax of a forward pass
+    fed with them."""
+    model, _, _ = _tiny("seq")
+    model.eval()
+    z = np.random.default_rng(3).standard_normal((4, 2))
+    ids = model.decode(z)
+    with nn.no_grad():
+        h0, c0 = model._initial_state(z)
+        prev = np.concatenate([np.full((4, 1), model.start), ids[:, :-1]], 1)
+        x = np.concatenate([model.dec_embed(prev), model._conduct(z)], axis=2)
+        y, _ = model.decoder(x, (h0, c0))
+        np.testing.assert_array_equal(model.out(y).argmax(-1), ids)
+    # sampling at a very low temperature is greedy decoding
+    np.testing.assert_array_equal(model.decode(z, np.random.default_rng(0), 1e-4), ids)
+
+
+@needs_data
+@pytest.mark.parametrize("arch", ["mlp", "seq"])
+def test_categorical_vae_steps_lower_the_loss(songs, arch):
+    N, _, L, _, _ = data.segments(songs, 32)
+    cfg = dict(vae_train.PRESETS[vae_train.ARCH_PRESET[arch]]["notes"])
+    cfg.update(hidden=64, latent=16)
+    model = vae_build.build_vae(cfg, "notes", 32)
+    x = vae_build.model_input(model, N, L, "notes")
+    opt = nn.optim.Adam(model.parameters(), lr=3e-3)
+    loss_fn = vae_build.make_loss(model, 0.01)
+    first = [vae_train.train_step(model, loss_fn, opt, x, clip=5.0)[0] for _ in range(3)]
+    for _ in range(25):
+        last = vae_train.train_step(model, loss_fn, opt, x, clip=5.0)[0]
+    assert last < min(first) - 10.0, (first, last)
+
+
+def test_interpolation_change_share():
+    a = ([60, 62, 64, 65], [1.0, 1.0, 1.0, 1.0])
+    assert vae_generate.change_share(a, a) == 0.0
+    assert vae_generate.change_share(a, ([60, 62, 64], [1.0, 1.0, 1.0])) == pytest.approx(0.25)
+    assert vae_generate.change_share(a, ([60, 62, 64, 65], [1.0, 1.0, 1.0, 2.0])) == 0.25
+    assert vae_generate.change_share(a, ([62, 64, 65], [1.0, 1.0, 1.0])) == 0.25   # a deletion
+    assert vae_generate.change_share(a, ([70], [3.0])) == 1.0
+    assert vae_generate.change_share(([], []), ([], [])) == 0.0
+
+
+@needs_data
+def test_cli_mlp_arch_and_presets(data_cache, tmp_path):
+    out = tmp_path / "mlp"
+    assert app.main(["train", "--arch", "mlp", "--subset", "kinder", "--limit", "20", "--epochs",
+                     "2", "--max-len", "32", "--samples", "1", "--interp-steps", "2",
+                     "--interp-pairs", "3", "--out", str(out), "--no-progress"]) == 0
+    s = json.loads((out / "summary.json").read_text())
+    assert s["preset"] == "mlp" and s["arch"] == "mlp" and s["categorical"] is True
+    assert isinstance(vae_build.load_vae(str(out / "notes.npz"))[0], vae_model.CategoricalMLPVAE)
+    assert mido.MidiFile(str(out / "sample_0.mid")).length > 0
+    _check_files(out / "sample_0.mid")
+    assert app.parse_args(["train"]).preset == "tuned"
+    assert app.parse_args(["train", "--arch", "mlp"]).preset == "mlp"
+    assert app.parse_args(["train", "--preset", "regression"]).arch == "mlp"
+    with pytest.raises(SystemExit):
+        app.parse_args(["train", "--arch", "seq", "--preset", "slides"])

@@ -9,14 +9,15 @@ import os
 import mido
 import numpy as np
 import pytest
-from conftest import SHARED_DATA
 
 import nnscratch as nn
 from apps import next_note_mlp as app
+from apps.music.render import render_hint
 from apps.next_note import data
 from apps.next_note.generate import generate
 from apps.next_note.model import build_model
 from apps.next_note.train import baselines
+from conftest import SHARED_DATA
 
 CRE = os.path.join(SHARED_DATA, "cre-irish-midi")
 pytestmark = pytest.mark.skipif(not os.path.isdir(CRE), reason=f"shared data missing: {CRE}")
@@ -120,6 +121,19 @@ def test_cli_trains_resumes_generates(tmp_path, capsys):
     _check_midi(str(mid), 40, 21, 108)
     first = [m.note for m in mido.MidiFile(str(mid)).tracks[1] if m.type == "note_on"][:3]
     assert first == [60, 62, 64]
+    for stem in (out / "generated", tmp_path / "gen"):     # train's and generate's files
+        with open(f"{stem}.png", "rb") as f:
+            assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+        music21 = pytest.importorskip("music21")
+        assert len(music21.converter.parse(f"{stem}.musicxml").flatten().notes) >= 16
+        if render_hint() is None:
+            import soundfile
+
+            assert soundfile.info(f"{stem}.wav").duration >= mido.MidiFile(f"{stem}.mid").length
+    # --train-half splits Essen songs the melody apps' way: refused for the CRE tunes
+    assert app.main(["train", "--limit", "20", "--epochs", "1", "--train-half", "a", "--out",
+                     str(tmp_path / "half"), "--no-progress"]) == 2
+    assert "--train-half" in capsys.readouterr().err
 
 
 def test_bad_prime_pitch_and_temperature(tmp_path, capsys):
