@@ -12,7 +12,10 @@ import numpy as np
 import pytest
 
 from apps import drum_accompaniment as app
-from apps.drum_training import STAGE_ORDER, load_model, transpose
+from apps.drums import data as dd
+from apps.drums.model import load_model
+from apps.drums.tasks import transpose
+from apps.drums.train import STAGE_ORDER
 from apps.music import midi
 from conftest import SHARED_DATA
 
@@ -106,8 +109,6 @@ def _held_out_song(runs) -> str:
     s = json.loads(open(os.path.join(runs["accomp"], "summary.json")).read())
     ck = load_model(os.path.join(runs["accomp"], "best.npz"))[1]
     assert ck.config["task"] == "accompaniment"
-    from apps.music import drum_dataset as dd
-
     data = dd.load_lakh(cache=runs["cache"], limit=int(LIMIT), log=lambda *a: None)
     test_songs = [x["name"] for x in data.songs if x["split"] == "test"]
     assert test_songs and s["data"]["songs_per_split"]["test"] == len(test_songs)

@@ -1,4 +1,4 @@
-"""apps/music/drum_dataset.py: 4/4 sections, rolls, windows, the by-song split, the cache, and
+"""apps/drums/data.py: 4/4 sections, rolls, windows, the by-song split, the cache, and
 clear errors for songs the drum model cannot use; on small real slices of Lakh and Groove MIDI."""
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ import os
 import numpy as np
 import pytest
 
-from apps.music import drum_dataset as dd
-from apps.music import groove, midi
+from apps.drums import data as dd
+from apps.drums import groove
+from apps.music import midi
 from conftest import SHARED_DATA
 
 LAKH = os.path.join(SHARED_DATA, "lakh-beatles-midi")

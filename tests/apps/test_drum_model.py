@@ -1,13 +1,15 @@
-"""apps/drum_model.py: the whole model's hand-written backward checked numerically (float64,
-random directions, tiny sizes), also with layers frozen as in the layer-wise schedule; the
-loss's gradients; generation; a few training steps lower the loss; metrics; transfer."""
+"""apps/drums/model.py and loss.py: the whole model's hand-written backward checked numerically
+(float64, random directions, tiny sizes), also with layers frozen as in the layer-wise schedule;
+the loss's gradients; generation; a few training steps lower the loss; metrics; transfer."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
 import nnscratch as nn
-from apps import drum_model as dm
+from apps.drums import groove
+from apps.drums import loss as dl
+from apps.drums import model as dm
 from nnscratch.testing import check_layer, numerical_grad
 
 IN = (5, 4, 6)
@@ -64,7 +66,7 @@ def test_gradient_check_of_the_whole_model():
     names = {r.name.split("parameter ")[-1].split(" ")[0] for r in res}
     assert len(res) == len(model.parameters())
     for prefix in ("encoders.0.conv1.weight", "encoders.2.lstm.weight_hh_l0_reverse",
-                   "merge.weight", "fc_log_var.bias", "conductor.weight_ih_l0",
+                   "merge.weight", "bottleneck.fc_log_var.bias", "conductor.weight_ih_l0",
                    "init_state.weight", "decoder.weight_ih_l1", "head_o.weight"):
         assert f"model.{prefix}" in names, prefix
     assert max(r.max_rel_error for r in res) < 1e-6
@@ -113,7 +115,7 @@ def test_loss_gradients_match_numerical_ones():
     outs = [rng.normal(size=(B, T, 9)), rng.random((B, T, 9)), rng.random((B, T, 9)) - 0.5,
             rng.normal(size=(B, 4)), rng.normal(scale=0.5, size=(B, 4))]
     outs[3][0] *= 0.01                                  # window 0 inside its free bits
-    fn = dm.DrumLoss(dm.LossConfig(pos_weight=3.0, w_velocity=0.7, w_offset=2.0, beta=0.5,
+    fn = dl.DrumLoss(dl.LossConfig(pos_weight=3.0, w_velocity=0.7, w_offset=2.0, beta=0.5,
                                    free_bits=1.0))
     loss, parts = fn(outs, hvo)
     grads = fn.backward()
@@ -133,15 +135,13 @@ def test_loss_gradients_match_numerical_ones():
 
 
 def test_a_few_training_steps_lower_the_loss():
-    from apps.music import groove
-
     nn.manual_seed(1)
     model = dm.build_model("tiny", inputs=(8, 8, 8), sub_steps=16, dec_hidden=16, conductor=8)
     x, _, _ = _data(B=8, T=32, inputs=(8, 8, 8), seed=3)
     x = [a.astype(np.float32) for a in x]
     H, V, O = groove.rock_beat(32)                       # a pattern the decoder can learn
     hvo = np.repeat(np.concatenate([H, V, O], -1)[None], 8, axis=0)
-    fn = dm.DrumLoss()
+    fn = dl.DrumLoss()
     opt = nn.optim.Adam(model.parameters(), lr=1e-2)
     losses = []
     for _ in range(30):
@@ -189,11 +189,11 @@ def test_drum_metrics_on_a_hand_made_case():
     H[0, 0, 0] = H[0, 0, 2] = 1                      # one hit right, one wrong, one missed
     V = np.full((1, 2, 9), 0.75)
     O = np.zeros((1, 2, 9))
-    m = dm.drum_metrics(H, V, O, hvo)
+    m = dl.drum_metrics(H, V, O, hvo)
     assert m["precision"] == 0.5 and m["recall"] == 0.5 and m["f1"] == 0.5
     assert m["accuracy"] == pytest.approx(16 / 18)
     assert m["velocity_mse_hits"] == pytest.approx(((0.75 - 0.5) ** 2 + 1.0) / 2)  # missed hit: 0
-    m2 = dm.drum_metrics(H, V, O, hvo, v_raw=V, o_raw=O)
+    m2 = dl.drum_metrics(H, V, O, hvo, v_raw=V, o_raw=O)
     assert m2["velocity_mse_hits"] == pytest.approx(((0.75 - 0.5) ** 2 + 0.25 ** 2) / 2)
     assert m2["timing_mse_hits"] == pytest.approx(0.01 / 2)
     assert m2["velocity_mse_all"] == pytest.approx((0.25 ** 2 + 0.75 ** 2 + 1.0) / 18)

@@ -1,4 +1,4 @@
-"""apps/music/groove.py: Magenta's 9-class drum mapping, the grid, and the exact round trip
+"""apps/drums/groove.py: Magenta's 9-class drum mapping, the grid, and the exact round trip
 MIDI -> H/V/O -> MIDI on synthetic and real drum files (Groove MIDI, Lakh)."""
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import os
 import numpy as np
 import pytest
 
-from apps.music import groove, midi
+from apps.drums import groove
+from apps.music import midi
 from conftest import SHARED_DATA
 
 GROOVE = os.path.join(SHARED_DATA, "groove-midi")

@@ -8,7 +8,7 @@ i, Z latent units, C conductor units, D decoder units, L = 2 decoder layers, K =
 
     x_i (B, T, F_i) --Conv1D-ReLU-Conv1D-ReLU-BiLSTM--> e_i (B, 2 He)       (1)  one per input
     e = [e_1 .. e_E] --Dense-tanh--> m (B, M)                               (2)
-    mu, log_var = Dense(m), Dense(m)   (B, Z)                               (3)
+    mu, log_var = Dense(m), Dense(m)   (B, Z)                               (3)  the bottleneck
     z = mu + exp(log_var / 2) * eps                                         (4)
     c_1..c_U = LSTM_conductor(z, z, ..., z)   (B, U, C)                      (5)
     s_u = tanh(Dense(c_u)) = initial (h, c) of both decoder layers           (6)
@@ -21,9 +21,11 @@ humanisation model (GrooVAE's task, pretrained on Groove MIDI) has one encoder o
 (F = 9). Both share every layer from the bottleneck down, by name, so the pretrained decoder
 side loads into the accompaniment model (``transfer_decoder``).
 
-``DrumLoss`` holds (10)-(13) and their gradients (14); ``DrumVAE.backward`` runs (15)-(22).
-``generate`` decodes free-running (each step's own output is the next step's input), with a
-hit threshold or a temperature; ``log_likelihood`` scores given drums under teacher forcing.
+(3), (4) and their backward (19), (20) are ``nnscratch.VariationalBottleneck``
+(docs/derivations/variational.md). ``DrumLoss`` (loss.py) holds (10)-(13) and their gradients
+(14); ``DrumVAE.backward`` runs (15)-(22). ``generate`` decodes free-running (each step's own
+output is the next step's input), with a hit threshold or a temperature; ``log_likelihood``
+scores given drums under teacher forcing. ``load_model`` reads a run's checkpoint back.
 """
 from __future__ import annotations
 
@@ -32,14 +34,17 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 import nnscratch as nn
-from nnscratch.functions import loss as LF
+from apps.common.errors import UsageError
 from nnscratch.functions.activation import sigmoid
 from nnscratch.functions.base import Context
 from nnscratch.layers.conv import Conv1D
 from nnscratch.layers.dropout import Dropout
 from nnscratch.layers.lstm import LSTM
 
-K = 9                 # drum classes
+from . import groove
+from .data import APP
+
+K = groove.N_CLASSES  # 9 drum classes
 HVO = 3 * K           # one decoder step's drums: [H | V | O]
 
 
@@ -68,7 +73,7 @@ class DrumConfig:
         return d
 
     @classmethod
-    def from_json(cls, d: dict) -> "DrumConfig":
+    def from_json(cls, d: dict) -> DrumConfig:
         d = dict(d)
         d["inputs"] = tuple(d["inputs"])
         return cls(**d)
@@ -145,7 +150,8 @@ class DrumVAE(nn.Layer):
         h_logits, v, o (B, T, 9); mu, log_var (B, Z)
     ``backward((dh_logits, dv, do, dmu, dlog_var))`` runs (15)-(22), adds into every
     parameter's gradient and returns None (all inputs are data). dmu and dlog_var are the KL
-    term's gradients, joined to the sampling path's in (19).
+    term's gradients (DrumLoss's per-window free bits), joined to the sampling path's in (19)
+    by the bottleneck's backward.
 
     Layer-wise training: frozen layers (``freeze()``) take no gradient, and when every layer
     below some point is frozen, backward stops there instead of computing gradients nobody
@@ -161,9 +167,9 @@ class DrumVAE(nn.Layer):
                            cfg.forget_bias) for f in cfg.inputs])
         self.merge = nn.Dense(len(cfg.inputs) * 2 * cfg.enc_hidden, cfg.merge)
         self.merge_act = nn.Tanh()
-        self.fc_mu = nn.Dense(cfg.merge, cfg.latent)
-        self.fc_log_var = nn.Dense(cfg.merge, cfg.latent)
-        self.sample = nn.Reparameterize()
+        # (3), (4): its own KL goes unused (kl_weight 0 in backward): DrumLoss's KL (12) has
+        # free bits per window, not per latent dimension
+        self.bottleneck = nn.VariationalBottleneck(cfg.merge, cfg.latent)
         self.conductor = LSTM(cfg.latent, cfg.conductor, forget_bias=cfg.forget_bias)
         self.init_state = nn.Dense(cfg.conductor, 2 * cfg.dec_layers * cfg.dec_hidden)
         self.init_act = nn.Tanh()
@@ -184,7 +190,7 @@ class DrumVAE(nn.Layer):
                 ("decoder", [self.decoder]),
                 ("init_state", [self.init_state]),
                 ("conductor", [self.conductor]),
-                ("bottleneck", [self.fc_mu, self.fc_log_var]),
+                ("bottleneck", [self.bottleneck]),
                 ("merge", [self.merge]),
                 ("encoder_lstm", [e.lstm for e in enc]),
                 ("encoder_conv", [layer for e in enc for layer in (e.conv1, e.conv2)])]
@@ -208,13 +214,17 @@ class DrumVAE(nn.Layer):
                                  f"{tuple(a.shape)}")
         return xs
 
-    def encode(self, x):
-        """(mu, log_var), each (B, Z): equations (1)-(3)."""
+    def _merged(self, x):
+        """The merged code m (B, M) of the inputs: equations (1), (2)."""
         xp_ = nn.get_array_module(self.merge.weight.data)
         es = [enc(xp_.asarray(a, dtype=self.merge.weight.dtype))
               for enc, a in zip(self.encoders, self._inputs(x))]                   # (1)
-        m = self.merge_act(self.merge(xp_.concatenate(es, axis=-1)))               # (2)
-        return self.fc_mu(m), self.fc_log_var(m)                                   # (3)
+        return self.merge_act(self.merge(xp_.concatenate(es, axis=-1)))            # (2)
+
+    def encode(self, x):
+        """(mu, log_var), each (B, Z): equations (1)-(3), nothing saved for a backward."""
+        with nn.no_grad():
+            return self.bottleneck.encode(self._merged(x))                          # (3)
 
     def conduct(self, z, U: int):
         """Conductor vectors c (B, U, C) and decoder initial states s (B, U, 2 L D): (5), (6)."""
@@ -245,9 +255,9 @@ class DrumVAE(nn.Layer):
             raise ValueError(f"{self.label}: {T} steps is not a whole number of {S}-step "
                              "sub-sequences")
         U = T // S
-        mu, log_var = self.encode(x)                                                # (1)-(3)
-        z = self.sample(mu, log_var, eps)                                           # (4)
-        c, s = self.conduct(z, U)                                                   # (5), (6)
+        b = self.bottleneck(self._merged(x), eps)                                   # (1)-(4)
+        mu, log_var = b.mu, b.log_var
+        c, s = self.conduct(b.z, U)                                                   # (5), (6)
         h0, c0 = self._split_state(s)
         prev = xp_.concatenate([xp_.zeros((B, 1, HVO), dtype), hvo[:, :-1]], axis=1)   # (7)
         if self.training and self.cfg.input_dropout > 0 and nn.is_grad_enabled():
@@ -297,14 +307,9 @@ class DrumVAE(nn.Layer):
         dz = dzs.sum(axis=1)
         if not self._trainable(*enc_layers):
             return self._stop_after("conductor")
-        # (19) the sampling path and the KL term join at mu and log_var
-        dmu, dlog_var = self.sample.backward(dz)
-        if dmu_kl is not None:
-            dmu = dmu + dmu_kl
-        if dlog_var_kl is not None:
-            dlog_var = dlog_var + dlog_var_kl
-        # (20) both bottleneck layers read m
-        dm = self.fc_mu.backward(dmu) + self.fc_log_var.backward(dlog_var)
+        # (19) the sampling path and the KL term join at mu and log_var; (20) both heads read m
+        # (variational.md (6)-(8), the KL's gradients given by DrumLoss instead of its own)
+        dm = self.bottleneck.backward(dz, kl_weight=0.0, dmu=dmu_kl, dlog_var=dlog_var_kl)
         if not self._trainable(*g["merge"], *g["encoder_lstm"], *g["encoder_conv"]):
             return self._stop_after("bottleneck")
         # (21) through tanh and the merge layer, then split among the encoders
@@ -322,7 +327,7 @@ class DrumVAE(nn.Layer):
         for _, layers in self.groups()[names.index(group) + 1:]:
             for layer in layers:
                 layer.clear_contexts()
-        for layer in (self.dropout, self.init_act, self.sample, self.merge_act, *self.encoders):
+        for layer in (self.dropout, self.init_act, self.merge_act, *self.encoders):
             layer.clear_contexts()
         return None
 
@@ -394,108 +399,10 @@ class DrumVAE(nn.Layer):
 
 
 # ----------------------------------------------------------------------------------------------
-# Loss
-# ----------------------------------------------------------------------------------------------
-@dataclass
-class LossConfig:
-    pos_weight: float = 2.0      # weight of the positive (hit) term of the BCE (10)
-    w_velocity: float = 1.0
-    w_offset: float = 1.0
-    beta: float = 0.2            # weight of the KL term (13)
-    free_bits: float = 0.0       # nats of KL per window that cost nothing (12)
-
-
-class DrumLoss:
-    """L = L_H + w_V L_V + w_O L_O + beta L_KL  (docs/derivations/drum_vae.md, (10)-(14)).
-
-        L_H  = mean over cells of the weighted BCE of the hit logits         (10)
-        L_V  = sum_hits (v - V)^2 / #hits,  L_O likewise                     (11)
-        L_KL = mean_b max(KL_b - free_bits, 0) / (T K)                       (12)
-
-    KL_b is the window's KL(q(z|x) || N(0, I)) in nats; dividing by the T K cells puts it on
-    the scale of L_H's per-cell mean, so beta = 1 is the ELBO's weighting. ``loss, parts =
-    fn(outputs, hvo)``; ``fn.backward()`` returns the tuple ``DrumVAE.backward`` takes.
-    """
-
-    def __init__(self, cfg: LossConfig | None = None):
-        self.cfg = cfg or LossConfig()
-        self._saved = None
-
-    def __call__(self, outputs, hvo):
-        h_logits, v, o, mu, log_var = outputs
-        xp_ = nn.get_array_module(h_logits)
-        hvo = xp_.asarray(hvo, dtype=h_logits.dtype)
-        H, V, O = hvo[..., :K], hvo[..., K:2 * K], hvo[..., 2 * K:]
-        B, T, _ = H.shape
-        c = self.cfg
-        n_hits = max(float(H.sum()), 1.0)
-        ctx_h, ctx_v, ctx_o, ctx_kl = Context(), Context(), Context(), Context()
-        l_h = LF.BCEWithLogits.forward(ctx_h, h_logits, H, pos_weight=c.pos_weight)      # (10)
-        l_v = LF.MSE.forward(ctx_v, H * v, V, reduction="sum") / n_hits                   # (11)
-        l_o = LF.MSE.forward(ctx_o, H * o, O, reduction="sum") / n_hits                   # (11)
-        kl_b = LF.KLStandardNormal.forward(ctx_kl, mu, log_var, reduction="none")         # (12)
-        active = (kl_b > c.free_bits).astype(h_logits.dtype)
-        l_kl = (active * (kl_b - c.free_bits)).sum() / (B * T * K)
-        loss = l_h + c.w_velocity * l_v + c.w_offset * l_o + c.beta * l_kl                # (13)
-        LF.check_finite("DrumLoss", loss=xp_.asarray(loss), h_logits=h_logits, v=v, o=o, mu=mu,
-                        log_var=log_var)
-        self._saved = (ctx_h, ctx_v, ctx_o, ctx_kl, H, n_hits, active, B * T * K)
-        parts = {"note": float(l_h), "velocity": float(l_v), "offset": float(l_o),
-                 "kl": float(kl_b.mean()), "kl_cost": float(l_kl)}
-        return float(loss), parts
-
-    def backward(self):
-        if self._saved is None:
-            raise RuntimeError("DrumLoss.backward called without a matching forward")
-        ctx_h, ctx_v, ctx_o, ctx_kl, H, n_hits, active, cells = self._saved
-        self._saved = None
-        c = self.cfg
-        dh, _ = LF.BCEWithLogits.backward(ctx_h)                                  # (14) loss.md (6)
-        dv = H * LF.MSE.backward(ctx_v, c.w_velocity / n_hits)[0]                  # (14)
-        do = H * LF.MSE.backward(ctx_o, c.w_offset / n_hits)[0]                    # (14)
-        dmu, dlog_var = LF.KLStandardNormal.backward(ctx_kl, active * (c.beta / cells))  # (14)
-        return dh, dv, do, dmu, dlog_var
-
-
-# ----------------------------------------------------------------------------------------------
-# Metrics
-# ----------------------------------------------------------------------------------------------
-def drum_metrics(H_pred, V_pred, O_pred, hvo, v_raw=None, o_raw=None) -> dict:
-    """Hit accuracy, precision, recall, F1 (over all cells), velocity and timing MSE.
-
-    ``*_hits``: on the target's hits, comparing the predictor's velocity/offset at those
-    cells (``v_raw``/``o_raw`` when the model gives a value at every cell, else V_pred/O_pred);
-    ``*_all``: over every cell, the drums as written (V, O zero where no hit predicted)
-    against the targets (zero where no hit), the convention of a Keras MSE on V and O.
-    """
-    hvo = np.asarray(hvo, dtype=np.float64)
-    H, V, O = hvo[..., :K] > 0.5, hvo[..., K:2 * K], hvo[..., 2 * K:]
-    Hp = np.asarray(H_pred) > 0.5
-    Vp, Op = np.asarray(V_pred, np.float64) * Hp, np.asarray(O_pred, np.float64) * Hp
-    vr = Vp if v_raw is None else np.asarray(v_raw, np.float64)
-    orr = Op if o_raw is None else np.asarray(o_raw, np.float64)
-    tp = int((Hp & H).sum())
-    fp = int((Hp & ~H).sum())
-    fn = int((~Hp & H).sum())
-    tn = int((~Hp & ~H).sum())
-    prec = tp / max(tp + fp, 1)
-    rec = tp / max(tp + fn, 1)
-    n_h = max(int(H.sum()), 1)
-    return {
-        "accuracy": (tp + tn) / max(tp + fp + fn + tn, 1), "precision": prec, "recall": rec,
-        "f1": 2 * prec * rec / max(prec + rec, 1e-12),
-        "velocity_mse_hits": float(((vr - V) ** 2 * H).sum() / n_h),
-        "timing_mse_hits": float(((orr - O) ** 2 * H).sum() / n_h),
-        "velocity_mse_all": float(((Vp - V) ** 2).mean()),
-        "timing_mse_all": float(((Op - O) ** 2).mean()),
-        "hits_true": int(H.sum()), "hits_pred": int(Hp.sum()),
-    }
-
-
-# ----------------------------------------------------------------------------------------------
 # Building and transferring
 # ----------------------------------------------------------------------------------------------
 def build_model(preset: str = "cpu", inputs=(88, 88, 88), **overrides) -> DrumVAE:
+    """A DrumVAE of a named size (``PRESETS``), with ``inputs`` encoders and any overrides."""
     if preset not in PRESETS:
         raise ValueError(f"unknown model preset {preset!r}: choose one of {sorted(PRESETS)}")
     cfg = DrumConfig(inputs=tuple(inputs), **{**PRESETS[preset], **overrides})
@@ -503,13 +410,13 @@ def build_model(preset: str = "cpu", inputs=(88, 88, 88), **overrides) -> DrumVA
 
 
 #: the layers shared by the humanisation and the accompaniment models
-DECODER_SIDE = ("fc_mu", "fc_log_var", "conductor", "init_state", "decoder", "head_h", "head_v",
+DECODER_SIDE = ("bottleneck", "conductor", "init_state", "decoder", "head_h", "head_v",
                 "head_o")
 
 
 def transfer_decoder(src: DrumVAE, dst: DrumVAE, parts=DECODER_SIDE) -> list:
     """Copy the parameters of the named layers from src to dst (the pretrained decoder side);
-    returns the names copied. Layers whose shapes differ raise a ValueError."""
+    returns the names copied. Layers whose shapes differ raise a UsageError (a ValueError)."""
     sd = src.state_dict()
     copied = []
     own = dict(dst.named_parameters())
@@ -517,12 +424,23 @@ def transfer_decoder(src: DrumVAE, dst: DrumVAE, parts=DECODER_SIDE) -> list:
         if name.split(".")[0] in parts:
             p = own[name]
             if tuple(p.shape) != tuple(arr.shape):
-                raise ValueError(f"transfer: {name} has shape {tuple(arr.shape)} in the pretrained "
+                raise UsageError(f"transfer: {name} has shape {tuple(arr.shape)} in the pretrained "
                                  f"model but {tuple(p.shape)} here (use the same model preset)")
             p.data = nn.get_array_module(p.data).asarray(arr, dtype=p.dtype).copy()
             copied.append(name)
     return copied
 
 
-__all__ = ["K", "HVO", "DrumConfig", "PRESETS", "CNNLSTMEncoder", "DrumVAE", "LossConfig",
-           "DrumLoss", "drum_metrics", "build_model", "DECODER_SIDE", "transfer_decoder"]
+def load_model(path: str) -> tuple:
+    """(DrumVAE in eval mode, checkpoint) from a best.npz / last.npz of this app."""
+    ck = nn.load_checkpoint(path)
+    if ck.config.get("app") != APP or "model" not in ck.config:
+        raise nn.CheckpointError(f"{path}: not a {APP} checkpoint")
+    model = DrumVAE(DrumConfig.from_json(ck.config["model"]))
+    model.load_state_dict(ck.model)
+    model.eval()
+    return model, ck
+
+
+__all__ = ["K", "HVO", "DrumConfig", "PRESETS", "CNNLSTMEncoder", "DrumVAE", "build_model",
+           "DECODER_SIDE", "transfer_decoder", "load_model"]

@@ -1,20 +1,26 @@
 """Evaluation of apps/drum_accompaniment.py: the model's test metrics beside the baselines
 (the drum machine, the nearest training beat) and the seed report's table, the hit threshold
-chosen on validation, the humanisation errors, their printed tables, and an example figure.
+chosen on validation, the humanisation errors, their printed tables, an example figure, and
+the ``evaluate`` command.
 
 Predictions are dicts of (B, T, K) arrays: H (hits 0/1), V (velocities in [0, 1]), O (offsets
 in steps), v_raw / o_raw (before masking by H), p (hit probabilities), and hvo (B, T, 3K), the
-targets; dmod.drum_metrics turns one into accuracy, precision, recall, F1 and the MSEs.
+targets; loss.drum_metrics turns one into accuracy, precision, recall, F1 and the MSEs.
 """
 from __future__ import annotations
+
+import os
 
 import numpy as np
 
 import nnscratch as nn
-from apps import drum_model as dmod
-from apps.drum_training import K, Task
-from apps.music import drum_dataset as dd
-from apps.music import groove
+from apps.common.runs import write_summary
+
+from . import data as dd
+from . import groove
+from .loss import drum_metrics
+from .model import load_model
+from .tasks import K, Task, load_task
 
 #: the seed report's held-out table (section 5.1), for comparison
 SEED_TABLE = {"accuracy": 0.9178, "precision": 0.6382, "recall": 0.7764, "note_loss": 0.3437,
@@ -58,7 +64,7 @@ def predict(model, task: Task, split: str, mode: str, threshold: float = 0.5,
 
 
 def metrics_of(pred: dict) -> dict:
-    return dmod.drum_metrics(pred["H"], pred["V"], pred["O"], pred["hvo"], pred.get("v_raw"),
+    return drum_metrics(pred["H"], pred["V"], pred["O"], pred["hvo"], pred.get("v_raw"),
                              pred.get("o_raw"))
 
 
@@ -240,10 +246,10 @@ def log_accompaniment(res: dict, log=print) -> None:
 
 def plot_example(model, task: Task, threshold: float, path: str, window: int = 0) -> None:
     """Target and generated hits of one test window, velocity as colour."""
-    import matplotlib  # noqa: PLC0415
+    import matplotlib  # slow to import; only this figure needs it
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # noqa: PLC0415
+    import matplotlib.pyplot as plt
 
     x, hvo = task.batch("test", np.array([window]))
     gen = model.generate(x, hvo.shape[1], threshold=threshold)
@@ -262,3 +268,29 @@ def plot_example(model, task: Task, threshold: float, path: str, window: int = 0
     plt.close(fig)
 
 
+# ----------------------------------------------------------------------------------------------
+# The command
+# ----------------------------------------------------------------------------------------------
+def cmd_evaluate(args, log=print) -> dict:
+    """``evaluate``: a checkpoint's test report, on the data settings it was trained with,
+    written to --out (default: evaluation.json beside the checkpoint)."""
+    model, ck = load_model(args.checkpoint)
+    hp = ck.config["hp"]
+    for k in ("bars", "hop_bars", "limit", "roll_mode"):
+        setattr(args, k, hp[k])
+    task = load_task(ck.config["task"], args, log)
+    if ck.config["task"] == "humanisation":
+        res = {"humanisation": evaluate_humanisation(model, task, log)}
+        log_humanisation(res["humanisation"], log)
+    else:
+        thr = dict(ck.config.get("thresholds") or {})
+        if args.threshold is not None:
+            thr = {"tf": args.threshold, "free": args.threshold}
+        res = {"evaluation": evaluate_accompaniment(model, task, hp, thr, log)}
+        log_accompaniment(res["evaluation"], log)
+    out = args.out or os.path.join(os.path.dirname(os.path.abspath(args.checkpoint)),
+                                   "evaluation.json")
+    write_summary(os.path.dirname(os.path.abspath(out)), {"checkpoint": args.checkpoint, **res},
+                  name=os.path.basename(out))
+    log(f"wrote {out}")
+    return res

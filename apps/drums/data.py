@@ -42,8 +42,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from apps.common.errors import InputError
+from apps.music import data_paths, midi
 
-from . import data_paths, groove, midi
+from . import groove
 
 PIPELINE_VERSION = 2
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -56,6 +57,7 @@ FAMILY_NAMES = tuple(FAMILIES)
 LOW_KEY, HIGH_KEY = midi.PIANO_KEYS            # 21..108: 88 roll columns per family
 N_KEYS = HIGH_KEY - LOW_KEY + 1
 SPLITS = ("train", "val", "test")
+APP = "drum_accompaniment"                     # the tag of its checkpoints and summaries
 
 
 class DrumInputError(InputError):
@@ -485,7 +487,7 @@ def load_groove(data_dir: str | None = None, cache: str | None = None, use_cache
 
 
 __all__ = [
-    "FAMILIES", "FAMILY_NAMES", "N_KEYS", "SPLITS", "DrumInputError", "DrumData", "lakh_dir",
+    "APP", "FAMILIES", "FAMILY_NAMES", "N_KEYS", "SPLITS", "DrumInputError", "DrumData", "lakh_dir",
     "groove_dir", "cache_dir", "family_of", "four_four_sections", "family_notes", "check_song",
     "song_rolls", "roll_input", "window_starts", "song_title", "split_songs", "build_lakh",
     "load_lakh", "build_groove", "load_groove", "lakh_files", "groove_rows",

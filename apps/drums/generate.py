@@ -1,4 +1,5 @@
-"""Generation of apps/drum_accompaniment.py: drums for a whole song, written to MIDI.
+"""Generation of apps/drum_accompaniment.py: drums for a whole song, written to MIDI (the
+``accompany`` command).
 
 The song's 4/4 sections become input rolls (steps, 3 families, dd.N_KEYS keys), cut into
 windows of T steps (or one piece per section); each window gets ``candidates`` drum parts,
@@ -13,8 +14,11 @@ import os
 import numpy as np
 
 import nnscratch as nn
-from apps.music import drum_dataset as dd
-from apps.music import groove, midi
+from apps.music import midi
+
+from . import data as dd
+from . import groove
+from .model import load_model
 
 
 def _pad_steps(a, n: int, axis: int = 1):
@@ -103,7 +107,7 @@ def accompany_song(model, ck, song_path: str, out_path: str, threshold: float | 
 def write_with_drums(src: str, out: str, notes, keep_drums: bool = False) -> str:
     """Copy ``src``'s tracks (dropping its channel-10 notes unless ``keep_drums``) and append a
     drum track of ``notes`` on channel 10 (mido channel 9), at the file's own resolution."""
-    import mido  # noqa: PLC0415
+    import mido  # imported where it is used, as apps.music.midi does
 
     mf = mido.MidiFile(src)
     tpb = mf.ticks_per_beat
@@ -141,3 +145,9 @@ def write_with_drums(src: str, out: str, notes, keep_drums: bool = False) -> str
     out_mf.save(out)
     return out
 
+
+def cmd_accompany(args, log=print) -> dict:
+    """``accompany``: drums for SONG.mid from a ``train`` checkpoint, written to --out."""
+    model, ck = load_model(args.checkpoint)
+    return accompany_song(model, ck, args.song, args.out, args.threshold, args.temperature,
+                          args.candidates, args.rank, args.mode, args.keep_drums, args.seed, log)

@@ -45,7 +45,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import midi
+from apps.music import midi
 
 STEPS_PER_BEAT = 4          # sixteenth notes
 STEPS_PER_BAR = 16          # 4/4

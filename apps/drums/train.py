@@ -1,89 +1,46 @@
-"""Training of apps/drum_accompaniment.py: the two tasks' batches, the layer-wise stage
-schedule, and the ``Trainer`` loop with its run folder (metrics.csv, curves.png, best.npz /
-last.npz, exact resume), plus ``load_model`` to read those checkpoints back.
+"""Training of apps/drum_accompaniment.py: the layer-wise stage schedule, the ``Trainer`` loop
+with its run folder (metrics.csv, curves.png, best.npz / last.npz, exact resume, summary.json),
+and the ``pretrain-groove`` and ``train`` commands (each ends with evaluate.py's report).
 
-Shapes: ``Task.batch(split, idx) -> (x (B, E, T, F), hvo (B, T, 3K))`` with E input streams
-(piano, guitar, bass rolls of dd.N_KEYS keys; or the hits H of K = 9 drum classes for the
-humanisation task), T sixteenth-note steps, and hvo the hits, velocities and offsets side by
-side. The model and loss are apps/drum_model.py.
+Batches come from tasks.py: ``Task.batch(split, idx) -> (x (B, E, T, F), hvo (B, T, 3K))``
+with E input streams and T sixteenth-note steps. The model is model.py, its loss loss.py.
 """
 from __future__ import annotations
 
-import csv
 import os
 import time
 
 import numpy as np
 
 import nnscratch as nn
-from apps import drum_model as dmod
-from apps.interrupt import DeferredInterrupt
-from apps.music import drum_dataset as dd
+from apps.common.interrupt import DeferredInterrupt
+from apps.common.runs import (
+    RUNS_ROOT,
+    Line,
+    MetricsLog,
+    Panel,
+    make_run_dir,
+    plot_curves,
+    timestamp,
+    write_summary,
+)
 
-APP = "drum_accompaniment"
-K = dmod.K
+from . import groove
+from .data import APP
+from .evaluate import (
+    evaluate_accompaniment,
+    evaluate_humanisation,
+    log_accompaniment,
+    log_humanisation,
+    plot_example,
+)
+from .loss import DrumLoss, LossConfig
+from .model import PRESETS, DrumConfig, DrumVAE, load_model, transfer_decoder
+from .tasks import K, Task, load_task
+
+#: the layer-wise schedule's groups (DrumVAE.groups()), from the output towards the input
 STAGE_ORDER = ("heads", "decoder", "init_state", "conductor", "bottleneck", "merge",
                "encoder_lstm", "encoder_conv")
-
-
-# ==============================================================================================
-# Data access for the two tasks
-# ==============================================================================================
-class Task:
-    """Batches of one task: ``accompaniment`` (Lakh rolls -> drums) or ``humanisation`` (Groove:
-    hits -> drums). ``batch(split, idx) -> (x (B, E, T, F), hvo (B, T, 27))``."""
-
-    def __init__(self, kind: str, data: dd.DrumData, roll_mode: str = "onset"):
-        self.kind, self.data, self.roll_mode = kind, data, roll_mode
-        self.inputs = (9,) if kind == "humanisation" else (dd.N_KEYS,) * len(dd.FAMILIES)
-
-    def size(self, split: str) -> int:
-        return self.data.size(split)
-
-    def batch(self, split: str, idx, transpose_rng=None, max_shift: int = 0) -> tuple:
-        """``transpose_rng``: transpose each window's rolls by a random number of semitones in
-        [-max_shift, max_shift] (the drums do not change when the band changes key)."""
-        hvo = self.data.hvo(split, idx)
-        if self.kind == "humanisation":
-            return np.ascontiguousarray(hvo[:, None, :, :K]), hvo
-        x = self.data.inputs(split, idx, self.roll_mode)
-        if transpose_rng is not None and max_shift > 0:
-            x = transpose(x, transpose_rng.integers(-max_shift, max_shift + 1, len(x)))
-        return x, hvo
-
-
-def transpose(x, shifts) -> np.ndarray:
-    """Shift rolls (B, E, T, keys) by ``shifts[b]`` keys (notes pushed off the keyboard drop)."""
-    out = np.zeros_like(x)
-    for b, s in enumerate(shifts):
-        if s > 0:
-            out[b, ..., s:] = x[b, ..., :-s]
-        elif s < 0:
-            out[b, ..., :s] = x[b, ..., -s:]
-        else:
-            out[b] = x[b]
-    return out
-
-
-def load_task(kind: str, args, log=print) -> Task:
-    progress = getattr(args, "progress", False)
-    if kind == "humanisation":
-        data = dd.load_groove(args.groove_data, cache=args.cache, use_cache=not args.no_cache,
-                              progress=progress, log=log, bars=args.bars, hop_bars=args.hop_bars,
-                              limit=args.limit)
-    else:
-        data = dd.load_lakh(args.data, cache=args.cache, use_cache=not args.no_cache,
-                            progress=progress, log=log, bars=args.bars, hop_bars=args.hop_bars,
-                            limit=args.limit)
-    for s in dd.SPLITS:
-        if data.size(s) == 0:
-            raise ValueError(f"{kind}: the {s} split has no windows (too few files: raise --limit)")
-    return Task(kind, data, getattr(args, "roll_mode", "onset"))
-
-
-# ==============================================================================================
-# Training
-# ==============================================================================================
 METRIC_FIELDS = ["epoch", "stage", "train_loss", "train_note", "train_velocity", "train_offset",
                  "train_kl", "val_loss", "val_note", "val_velocity", "val_offset", "val_kl",
                  "val_f1", "lr", "windows_per_s", "elapsed_s"]
@@ -129,9 +86,9 @@ class Trainer:
     """One training run: model, loss, optimizer, stage schedule, run folder, exact resume."""
 
     def __init__(self, model, task: Task, run_dir: str, hp: dict, log=print):
-        self.model, self.task, self.run_dir, self.hp, self.log = model, task, run_dir, hp, log
-        os.makedirs(run_dir, exist_ok=True)
-        self.loss_fn = dmod.DrumLoss(dmod.LossConfig(
+        self.model, self.task, self.hp, self.log = model, task, hp, log
+        self.run_dir = make_run_dir(run_dir)
+        self.loss_fn = DrumLoss(LossConfig(
             pos_weight=hp["pos_weight"], w_velocity=hp["w_velocity"], w_offset=hp["w_offset"],
             beta=hp["beta"], free_bits=hp["free_bits"]))
         self.opt = nn.optim.Adam(model.parameters(), lr=hp["lr"])
@@ -141,7 +98,7 @@ class Trainer:
         self.state = {"stage": 0, "stage_epoch": 0, "batch": 0, "epoch": 0, "step": 0,
                       "elapsed": 0.0, "best_val": float("inf"), "partial": None}
         self.history: list = []
-        self.metrics_csv = os.path.join(run_dir, "metrics.csv")
+        self.metrics = MetricsLog(os.path.join(self.run_dir, "metrics.csv"), METRIC_FIELDS)
         self.extra_arrays: dict = {}
 
     # -- stages -----------------------------------------------------------------------------------
@@ -176,14 +133,6 @@ class Trainer:
         nn.get_rng("cpu").set_state(ck.extra["rng"])
         self.early.load_state_dict(ck.extra["early"])
 
-    def _write_metrics(self, row: dict) -> None:
-        new = not os.path.exists(self.metrics_csv)
-        with open(self.metrics_csv, "a", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=METRIC_FIELDS)
-            if new:
-                w.writeheader()
-            w.writerow({k: row.get(k) for k in METRIC_FIELDS})
-
     # -- one step --------------------------------------------------------------------------------
     def train_step(self, idx) -> tuple:
         # the augmentation's generator depends on (seed, epoch, batch) only: resuming is exact
@@ -201,7 +150,7 @@ class Trainer:
 
     # -- the loop ---------------------------------------------------------------------------------
     def run(self, max_minutes: float | None = None, progress: bool = True) -> str:
-        from tqdm import tqdm  # noqa: PLC0415
+        from tqdm import tqdm  # slow to import; only training draws a progress bar
 
         deadline = None if not max_minutes else time.monotonic() + 60 * max_minutes
         n, B = self.task.size("train"), self.hp["batch"]
@@ -271,8 +220,8 @@ class Trainer:
                "windows_per_s": round(nt / max(tot["seconds"], 1e-9), 1),
                "elapsed_s": round(self.state["elapsed"], 1)}
         self.history.append(row)
-        self._write_metrics(row)
-        plot_curves(self.history, os.path.join(self.run_dir, "curves.png"), self.task.kind)
+        self.metrics.append(row)
+        plot_history(self.history, os.path.join(self.run_dir, "curves.png"), self.task.kind)
         self.log(f"epoch {row['epoch']} [{stage}]: train {row['train_loss']:.4f} (note "
                  f"{row['train_note']:.4f}, vel {row['train_velocity']:.4f}, off "
                  f"{row['train_offset']:.4f}, KL {row['train_kl']:.2f})  val {row['val_loss']:.4f} "
@@ -290,50 +239,140 @@ class Trainer:
         return stop
 
 
-def plot_curves(history: list, path: str, kind: str) -> None:
-    import matplotlib  # noqa: PLC0415
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # noqa: PLC0415
-
+def plot_history(history: list, path: str, kind: str) -> None:
+    """curves.png: the losses, the velocity and timing errors, and the hit F1 by epoch; the
+    title names the epoch where each stage of the schedule begins."""
     if not history:
         return
     ep = [h["epoch"] for h in history]
-    fig, (a, b) = plt.subplots(1, 2, figsize=(12, 4))
-    a.plot(ep, [h["train_loss"] for h in history], label="train loss")
-    a.plot(ep, [h["val_loss"] for h in history], "o-", label="val loss (teacher forcing)")
-    a.plot(ep, [h["val_note"] for h in history], "--", label="val note (BCE)")
-    prev, top = None, max(max(h["train_loss"], h["val_loss"]) for h in history)
+
+    def col(key):
+        return [h[key] for h in history]
+
+    starts, prev = [], None
     for h in history:
         if h["stage"] != prev:
-            a.axvline(h["epoch"] - 0.5, color="grey", lw=0.5)
-            a.text(h["epoch"] - 0.4, top, h["stage"], rotation=90, fontsize=7, va="top")
+            starts.append(f"{h['stage']} {h['epoch']}")
             prev = h["stage"]
-    a.set_xlabel("epoch"), a.set_ylabel("loss"), a.legend(fontsize=8), a.grid(alpha=0.3)
-    b.plot(ep, [h["val_velocity"] for h in history], label="val velocity MSE (hits)")
-    b.plot(ep, [h["val_offset"] for h in history], label="val timing MSE (hits)")
-    b2 = b.twinx()
-    b2.plot(ep, [h["val_f1"] for h in history], "g--", label="val hit F1")
-    b2.set_ylim(0, 1)
-    b.set_xlabel("epoch")
-    b.legend(loc="upper left", fontsize=8)
-    b2.legend(loc="upper right", fontsize=8)
-    fig.suptitle(f"drum {kind} model")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    title = f"drum {kind} model"
+    if len(starts) > 1:
+        title += " (stages from epoch: " + ", ".join(starts) + ")"
+    plot_curves(path, title, [
+        Panel("loss", [Line("train loss", ep, col("train_loss")),
+                       Line("val loss (teacher forcing)", ep, col("val_loss"), "o-"),
+                       Line("val note (BCE)", ep, col("val_note"), "--")], xlabel="epoch"),
+        Panel("MSE on the hits", [Line("val velocity MSE (hits)", ep, col("val_velocity")),
+                                  Line("val timing MSE (hits)", ep, col("val_offset"))],
+              xlabel="epoch"),
+        Panel("hit F1", [Line("val hit F1", ep, col("val_f1"), "g--")], xlabel="epoch",
+              ylim=(0, 1)),
+    ])
 
 
-# ----------------------------------------------------------------------------------------------
-# Reading a run's checkpoints back
-# ----------------------------------------------------------------------------------------------
-def load_model(path: str) -> tuple:
-    """(DrumVAE in eval mode, checkpoint) from a best.npz / last.npz of this app."""
-    ck = nn.load_checkpoint(path)
-    if ck.config.get("app") != APP or "model" not in ck.config:
-        raise nn.CheckpointError(f"{path}: not a {APP} checkpoint")
-    model = dmod.DrumVAE(dmod.DrumConfig.from_json(ck.config["model"]))
-    model.load_state_dict(ck.model)
-    model.eval()
-    return model, ck
+# ==============================================================================================
+# The commands
+# ==============================================================================================
+def hyperparameters(args, kind: str) -> dict:
+    return {"preset": args.preset, "lr": args.lr, "batch": args.batch, "epochs": args.epochs,
+            "stage_epochs": args.stage_epochs, "schedule": args.schedule,
+            "ft_lr_factor": args.ft_lr_factor, "patience": args.patience, "clip": args.clip,
+            "pos_weight": args.pos_weight, "w_velocity": args.w_velocity, "w_offset": args.w_offset,
+            "beta": args.beta, "free_bits": args.free_bits, "dropout": args.dropout,
+            "input_dropout": args.input_dropout, "transpose": getattr(args, "transpose", 0),
+            "seed": args.seed, "task": kind, "bars": args.bars, "hop_bars": args.hop_bars,
+            "roll_mode": getattr(args, "roll_mode", "onset"), "limit": args.limit,
+            "pretrained": (os.path.abspath(args.pretrained)
+                           if getattr(args, "pretrained", None) else None)}
 
+
+def fit(kind: str, args, log=print) -> tuple:
+    """Build or resume a run of ``kind`` and train it; returns (trainer, stop reason)."""
+    if args.resume:
+        ck = nn.load_checkpoint(args.resume)
+        if ck.config.get("app") != APP:
+            raise nn.CheckpointError(f"{args.resume}: not a {APP} checkpoint")
+        hp = ck.config["hp"]
+        for k in ("bars", "hop_bars", "limit", "roll_mode"):
+            setattr(args, k, hp[k])
+        run_dir = args.out or os.path.dirname(os.path.abspath(args.resume))
+        cfg = DrumConfig.from_json(ck.config["model"])
+    else:
+        hp = hyperparameters(args, kind)
+        sub = "groove" if kind == "humanisation" else "accomp"
+        run_dir = args.out or os.path.join(RUNS_ROOT, "drums", f"{sub}-{timestamp()}")
+        cfg = None
+    nn.manual_seed(hp["seed"])
+    task = load_task(kind, args, log)
+    if cfg is None:
+        cfg = DrumConfig(inputs=task.inputs, dropout=hp["dropout"],
+                         input_dropout=hp.get("input_dropout", 0.0), **PRESETS[hp["preset"]])
+    model = DrumVAE(cfg)
+    trainer = Trainer(model, task, run_dir, hp, log)
+    if kind == "accompaniment":
+        Htr = task.data.hvo("train", np.arange(task.size("train")))[..., :K]
+        trainer.extra_arrays = {"template": groove.beat_template(Htr)}
+    if args.resume:
+        trainer.restore(args.resume)
+        log(f"resumed from {args.resume} at epoch {trainer.state['epoch']} (stage "
+            f"{trainer.stages[min(trainer.state['stage'], len(trainer.stages) - 1)][0]}, batch "
+            f"{trainer.state['batch']})")
+    elif getattr(args, "pretrained", None):
+        src = load_model(args.pretrained)[0]
+        copied = transfer_decoder(src, model)
+        log(f"loaded the decoder side ({len(copied)} arrays: bottleneck, conductor, decoder-state "
+            f"layer, decoder, heads) from {args.pretrained}")
+    log(f"{kind} model: {model.num_parameters():,} parameters ({hp['preset']} preset); "
+        f"{task.size('train')} training windows of {task.data.steps} steps; stages: "
+        + ", ".join(f"{n} x{e}" for n, _, e, _ in trainer.stages))
+    reason = trainer.run(args.max_minutes, progress=args.progress)
+    return trainer, reason
+
+
+def finish(trainer, reason: str, results: dict, log=print) -> dict:
+    """Write the run's summary.json (settings, data, history, ``results``, files)."""
+    files = sorted(os.listdir(trainer.run_dir))
+    summary = {"app": APP, "task": trainer.task.kind, "run_dir": trainer.run_dir,
+               "stop_reason": reason, "hyperparameters": trainer.hp,
+               "model": trainer.model.cfg.to_json(), "parameters": trainer.model.num_parameters(),
+               "data": trainer.task.data.summary(), "epochs": trainer.state["epoch"],
+               "train_seconds": round(trainer.state["elapsed"], 1),
+               "best_val_loss": trainer.state["best_val"], "history": trainer.history,
+               **results, "files": files + ["summary.json"]}
+    write_summary(trainer.run_dir, summary)
+    log(f"wrote summary.json and {len(files)} files to {trainer.run_dir}")
+    return summary
+
+
+def _trained(trainer, reason: str) -> bool:
+    """Whether the run ended with a best.npz to evaluate (not Ctrl-C, at least one epoch)."""
+    return reason != "interrupted" and os.path.exists(os.path.join(trainer.run_dir, "best.npz"))
+
+
+def cmd_pretrain_groove(args, log=print) -> int:
+    """``pretrain-groove``: the humanisation model on Groove MIDI, then its test report."""
+    trainer, reason = fit("humanisation", args, log)
+    if not _trained(trainer, reason):
+        return 130 if reason == "interrupted" else 0
+    model = load_model(os.path.join(trainer.run_dir, "best.npz"))[0]
+    res = evaluate_humanisation(model, trainer.task, log)
+    log_humanisation(res, log)
+    finish(trainer, reason, {"humanisation": res}, log)
+    return 0
+
+
+def cmd_train(args, log=print) -> int:
+    """``train``: the accompaniment model (layer-wise by default), then its test report; the
+    hit thresholds chosen on validation are stored in best.npz."""
+    trainer, reason = fit("accompaniment", args, log)
+    if not _trained(trainer, reason):
+        return 130 if reason == "interrupted" else 0
+    best = os.path.join(trainer.run_dir, "best.npz")
+    model, ck = load_model(best)
+    res = evaluate_accompaniment(model, trainer.task, trainer.hp, log=log)
+    log_accompaniment(res, log)
+    nn.save_checkpoint(best, model, None, config={**ck.config, "thresholds": res["thresholds"]},
+                       extra=ck.extra, arrays=ck.arrays)
+    plot_example(model, trainer.task, res["thresholds"]["free"],
+                 os.path.join(trainer.run_dir, "example.png"))
+    finish(trainer, reason, {"evaluation": res}, log)
+    return 0
