@@ -59,7 +59,8 @@ def hop_length_for(n_samples: int, n_frames: int, exact: bool = False) -> int:
 
 
 def fit_frames(S, n_frames: int, fill=None):
-    """S (..., frames) cropped at the end or padded with ``fill`` (default: S's minimum) to n_frames."""
+    """S (..., frames) cropped at the end, or padded with ``fill`` (default: S's minimum), to
+    n_frames."""
     T = S.shape[-1]
     if T == n_frames:
         return S
@@ -98,7 +99,8 @@ class FeatureConfig:
 
     @property
     def height(self) -> int:
-        return {"mel": self.n_mels, "mfcc": self.n_mfcc, "both": self.n_mels + self.n_mfcc}[self.kind]
+        heights = {"mel": self.n_mels, "mfcc": self.n_mfcc, "both": self.n_mels + self.n_mfcc}
+        return heights[self.kind]
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -109,7 +111,7 @@ class FeatureConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "FeatureConfig":
+    def from_dict(cls, d: dict) -> FeatureConfig:
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in names})
 
@@ -175,7 +177,7 @@ class Standardizer:
         self.per, self.eps = per, eps
         self.mean = self.std = None
 
-    def fit(self, X) -> "Standardizer":
+    def fit(self, X) -> Standardizer:
         axes = {"band": (0, 2), "pixel": (0,), "global": (0, 1, 2)}[self.per]
         X = np.asarray(X, dtype=np.float64)
         self.mean = X.mean(axis=axes, keepdims=True)[0].astype(np.float32)
@@ -191,7 +193,7 @@ class Standardizer:
         return {"norm_mean": self.mean, "norm_std": self.std}
 
     @classmethod
-    def from_arrays(cls, per: str, mean, std) -> "Standardizer":
+    def from_arrays(cls, per: str, mean, std) -> Standardizer:
         s = cls(per)
         s.mean, s.std = np.asarray(mean, np.float32), np.asarray(std, np.float32)
         return s

@@ -1,4 +1,5 @@
-"""Griffin-Lim phase recovery, the fast variant with momentum (Perraudin, Balazs & Sondergaard 2013).
+"""Griffin-Lim phase recovery, the fast variant with momentum (Perraudin, Balazs & Sondergaard
+2013).
 
 A magnitude spectrogram S (1 + n_fft // 2, frames) has lost its phase. Griffin-Lim looks for a
 signal whose STFT magnitude is as close as possible to S by alternating two projections:
@@ -129,7 +130,8 @@ def griffinlim(S, n_iter: int = 32, hop_length: int | None = None, win_length: i
     eps = np.finfo(real).tiny
     T = S.shape[-1]
     # librosa: length=None keeps ISTFT's natural length; frames then match S exactly (center)
-    geometry = {"hop_length": hop_length, "win_length": win_length, "n_fft": n_fft, "center": center}
+    geometry = {"hop_length": hop_length, "win_length": win_length, "n_fft": n_fft,
+                "center": center}
 
     def frames_of(y):
         return _match_frames(stft(y, n_fft=n_fft, hop_length=hop_length, win_length=win_length,

@@ -47,7 +47,7 @@ class SpectrogramScaler:
     def __init__(self, lo: float | None = None, hi: float | None = None):
         self.lo, self.hi = lo, hi
 
-    def fit(self, S_db) -> "SpectrogramScaler":
+    def fit(self, S_db) -> SpectrogramScaler:
         S_db = np.asarray(S_db, dtype=np.float64)
         if S_db.size == 0:
             raise ValueError("SpectrogramScaler.fit: no training images")
@@ -62,7 +62,8 @@ class SpectrogramScaler:
 
     def transform(self, S_db):
         self._check()
-        return ((np.asarray(S_db, dtype=np.float64) - self.lo) / (self.hi - self.lo)).astype(np.float32)
+        scaled = (np.asarray(S_db, dtype=np.float64) - self.lo) / (self.hi - self.lo)
+        return scaled.astype(np.float32)
 
     def inverse_transform(self, x, clip: bool = False):
         self._check()
@@ -77,7 +78,7 @@ class SpectrogramScaler:
         return {"scaler_lo": np.array(self.lo), "scaler_hi": np.array(self.hi)}
 
     @classmethod
-    def from_arrays(cls, arrays: dict) -> "SpectrogramScaler":
+    def from_arrays(cls, arrays: dict) -> SpectrogramScaler:
         try:
             return cls(float(arrays["scaler_lo"]), float(arrays["scaler_hi"]))
         except KeyError:
@@ -128,7 +129,8 @@ def mel_to_stft(M, sr: float, n_fft: int, method: str = "nnls", power: float = 2
     if M.ndim != 2:
         raise ValueError(f"M must be a (n_mels, frames) mel spectrogram, got shape {M.shape}")
     if np.any(M < 0) or not np.all(np.isfinite(M)):
-        raise ValueError("M must hold finite non-negative powers (convert decibels with db_to_power)")
+        raise ValueError("M must hold finite non-negative powers "
+                         "(convert decibels with db_to_power)")
     F = mel_filterbank(sr, n_fft, M.shape[0], fmin=fmin, fmax=fmax, htk=htk, norm=norm,
                        dtype=np.float64)
     scale = float(M.max()) or 1.0
@@ -185,5 +187,5 @@ def spectrogram_to_audio(x, scaler: SpectrogramScaler, cfg: FeatureConfig, hop_l
     return y, info
 
 
-__all__ = ["SpectrogramScaler", "db_to_power", "nnls", "mel_to_stft", "mel_to_audio", "spectrogram_to_audio",
-           "METHODS"]
+__all__ = ["SpectrogramScaler", "db_to_power", "nnls", "mel_to_stft", "mel_to_audio",
+           "spectrogram_to_audio", "METHODS"]

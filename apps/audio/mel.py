@@ -13,7 +13,8 @@ The filterbank has ``n_mels`` triangles whose corners are n_mels + 2 points equa
 mels between fmin and fmax, converted back to Hz: c_0 < c_1 < ... < c_{n_mels + 1}.
 Triangle i rises from c_i to c_{i+1} and falls to c_{i+2}; on FFT bin frequency f_k:
 
-    M[i, k] = max(0, min((f_k - c_i) / (c_{i+1} - c_i), (c_{i+2} - f_k) / (c_{i+2} - c_{i+1})))   (3)
+    M[i, k] = max(0, min((f_k - c_i) / (c_{i+1} - c_i),
+                         (c_{i+2} - f_k) / (c_{i+2} - c_{i+1})))                        (3)
 
 With norm='slaney' each triangle is scaled to unit area, 2 / (c_{i+2} - c_i), so a wide
 high-frequency band does not outweigh a narrow low one:
@@ -47,7 +48,8 @@ def hz_to_mel(f, htk: bool = False):
         return 2595.0 * np.log10(1.0 + f / 700.0)  # (2)
     mels = f / _F_SP  # (1), linear part
     log_part = f >= _MIN_LOG_HZ
-    return np.where(log_part, _MIN_LOG_MEL + np.log(np.maximum(f, 1e-300) / _MIN_LOG_HZ) / _LOGSTEP, mels)
+    logs = _MIN_LOG_MEL + np.log(np.maximum(f, 1e-300) / _MIN_LOG_HZ) / _LOGSTEP
+    return np.where(log_part, logs, mels)
 
 
 def mel_to_hz(m, htk: bool = False):

@@ -27,7 +27,8 @@ def hann_window(win_length: int, n_fft: int | None = None, xp=np):
     """Periodic Hann window of ``win_length`` samples, zero-padded to ``n_fft`` (centred)."""
     n_fft = win_length if n_fft is None else n_fft
     if not 1 <= win_length <= n_fft:
-        raise ValueError(f"need 1 <= win_length <= n_fft, got win_length={win_length}, n_fft={n_fft}")
+        raise ValueError(f"need 1 <= win_length <= n_fft, got win_length={win_length}, "
+                         f"n_fft={n_fft}")
     k = np.arange(win_length)
     w = 0.5 - 0.5 * np.cos(2.0 * np.pi * k / win_length)
     left = (n_fft - win_length) // 2
@@ -44,7 +45,8 @@ def n_frames(n_samples: int, hop_length: int, n_fft: int | None = None, center: 
 
 
 def _frame_index(n_frames_, frame_length, hop_length, xp):
-    """Index array (frames, frame_length): row t reads samples t * hop .. t * hop + frame_length - 1."""
+    """Index array (frames, frame_length): row t reads samples t * hop .. t * hop +
+    frame_length - 1."""
     return (xp.arange(n_frames_)[:, None] * hop_length + xp.arange(frame_length)[None, :])
 
 
@@ -95,7 +97,8 @@ def istft(X, hop_length: int | None = None, win_length: int | None = None, n_fft
     real = xp.float32 if X.dtype == xp.complex64 else xp.float64
     window = hann_window(win_length, n_fft, xp).astype(real)
     T = X.shape[-1]
-    frames = xp.fft.irfft(xp.swapaxes(X, -1, -2), n=n_fft, axis=-1).astype(real) * window  # (..., T, n_fft)
+    # (..., T, n_fft)
+    frames = xp.fft.irfft(xp.swapaxes(X, -1, -2), n=n_fft, axis=-1).astype(real) * window
     out_len = n_fft + hop_length * (T - 1)
     y = xp.zeros(X.shape[:-2] + (out_len,), dtype=real)
     wss = xp.zeros(out_len, dtype=real)

@@ -6,9 +6,9 @@ import os
 import shutil
 
 import pytest
-from conftest import SHARED_DATA
 
 from apps.music import esac, midi
+from conftest import SHARED_DATA
 
 ESSEN = os.path.join(SHARED_DATA, "essen-folksong-abc")
 

@@ -10,9 +10,9 @@ import struct
 import mido
 import numpy as np
 import pytest
-from conftest import SHARED_DATA
 
 from apps.music import midi
+from conftest import SHARED_DATA
 
 CRE = os.path.join(SHARED_DATA, "cre-irish-midi", "midi")
 LAKH = os.path.join(SHARED_DATA, "lakh-beatles-midi")
