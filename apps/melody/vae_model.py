@@ -198,24 +198,12 @@ def pick(logits, rng=None, temperature: float = 1.0) -> np.ndarray:
     return np.minimum((p.cumsum(-1) < u).sum(-1), p.shape[-1] - 1)
 
 
-class CategoricalVAELoss:
+class CategoricalVAELoss(VAELoss):
     """Per-segment loss averaged over the batch: the cross-entropy of every position's softmax
     against its class (summed over positions, end class included: the model learns where a
-    segment ends) + beta * KL. ``beta`` may change between steps (KL annealing)."""
+    segment ends) + beta * KL. ``beta`` may change between steps (KL annealing).
+    ``loss, parts = vl(out, ids)`` with ids (batch, positions) class indices."""
 
     def __init__(self, beta: float = 1.0):
+        super().__init__(beta)
         self.recon = nn.SoftmaxCrossEntropyLoss(reduction="sum")
-        self.beta = beta
-        self.batch = 1
-
-    def __call__(self, out: VAEOutput, ids):
-        self.batch = ids.shape[0]
-        rec = self.recon(out.logits, ids) / self.batch
-        kl = float(out.kl)
-        if not math.isfinite(kl):
-            raise NonFiniteError(f"the VAE's KL term is {kl}: mu or log_var overflowed "
-                                 "(a smaller learning rate may help)")
-        return rec + self.beta * kl, {"recon": rec, "kl": kl}
-
-    def backward(self) -> VAEGrads:
-        return VAEGrads(dlogits=self.recon.backward(1.0 / self.batch), dkl=self.beta)
