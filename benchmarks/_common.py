@@ -29,6 +29,24 @@ def setup_device(name: str):
     return "cuda" if name == "gpu" else "cpu"
 
 
+def torch_precision(tf32: bool = False) -> dict:
+    """Set PyTorch's float32 precision for a comparison with nnscratch: plain FP32 by default,
+    i.e. TF32 off for cuBLAS matrix products and cuDNN convolutions and RNNs (on Ampere and
+    later GPUs PyTorch lets cuDNN use TF32 unless told not to, which would compare a 10-bit
+    mantissa against our 23). nnscratch's own GEMMs are FP32 unless NNSCRATCH_TF32=1
+    (``backend.set_tf32``); pass ``tf32=True`` to compare both with TF32 on.
+
+    Every benchmark that times or checks against torch calls this once, before the first torch
+    operation; the returned dict goes into its JSON record.
+    """
+    import torch
+
+    torch.backends.cuda.matmul.allow_tf32 = bool(tf32)
+    torch.backends.cudnn.allow_tf32 = bool(tf32)
+    torch.set_float32_matmul_precision("high" if tf32 else "highest")
+    return {"torch_tf32": bool(tf32)}
+
+
 def torch_sync(torch_device: str):
     import torch
 

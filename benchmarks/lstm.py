@@ -25,8 +25,10 @@ Figures:
   and imports are excluded; activations, saved contexts, gradients and temporaries are included),
   plus, for nnscratch, tracemalloc's peak of NumPy allocations during a further step.
   GPU: torch.cuda.max_memory_allocated and the growth of CuPy's memory pool over the first step.
-Goals (issue 3): CPU ratio nnscratch / torch <= 1.0; GPU <= 1.25 x cuDNN's time. On the GPU
-both engines run in plain FP32: torch's TF32 switches are turned off, as CuPy's are by default.
+Goals (issue 3): CPU ratio nnscratch / torch <= 1.0; GPU <= 1.25 x cuDNN's time. Both engines
+run in plain FP32: torch's TF32 switches are turned off (``_common.torch_precision``), as
+CuPy's are unless NNSCRATCH_TF32=1. The phase times (forward, backward, clip+adamw) are taken
+between device synchronisations, so on the GPU each phase holds its own kernels' time.
 """
 from __future__ import annotations
 
@@ -49,10 +51,17 @@ from benchmarks._common import (  # noqa: E402
     print_table,
     setup_device,
     time_fn,
+    torch_precision,
     torch_sync,
 )
+from nnscratch.backend import synchronize  # noqa: E402
 
 VOCAB, EMBED, HIDDEN, LAYERS, DROPOUT = 95, 256, 512, 2, 0.3
+
+
+def _sync():
+    """Wait for the GPU's queued work (phase boundaries); nothing to wait for on the CPU."""
+    synchronize()
 
 
 # ==============================================================================================
@@ -112,6 +121,7 @@ class Ours:
 
     def train_step(self, x, t):
         nn = self.nn
+        _sync()
         t0 = time.perf_counter()
         if self.fold:
             y, _ = self.lstm(x, embedding=self.emb)
@@ -120,15 +130,18 @@ class Ours:
         B, T, H = y.shape
         logits = self.fc(self.drop(y).reshape(B * T, H))
         loss = self.loss_fn(logits, t.reshape(-1))                 # reads the loss back
+        _sync()
         t1 = time.perf_counter()
         dy = self.drop.backward(self.fc.backward(self.loss_fn.backward()).reshape(B, T, H))
         dx, _ = self.lstm.backward(dy)
         if not self.fold:
             self.emb.backward(dx)
+        _sync()
         t2 = time.perf_counter()
         nn.optim.clip_grad_norm(self.params, 1.0)
         self.opt.step()
         self.opt.zero_grad()
+        _sync()
         t3 = time.perf_counter()
         self.phase_ms["forward"].append((t1 - t0) * 1e3)
         self.phase_ms["backward"].append((t2 - t1) * 1e3)
@@ -395,6 +408,8 @@ def main(argv=None) -> int:
                    help="sequence length (CPU 128, 64 with --quick; GPU 256)")
     p.add_argument("--hidden", type=int, default=HIDDEN,
                    help=f"LSTM hidden size (default {HIDDEN}; the GPU pass also runs 1024)")
+    p.add_argument("--no-memory", action="store_true",
+                   help="skip the CPU memory probes (two subprocesses): the GPU pass's rehearsal")
     p.add_argument("--memory-probe", choices=["nnscratch", "torch"], default=None,
                    help=argparse_hidden())
     args = p.parse_args(argv)
@@ -412,11 +427,7 @@ def main(argv=None) -> int:
     rounds = 1 if args.quick else 3
     n_tokens = 200 if args.quick else 1000
 
-    import torch
-
-    if gpu:  # both engines in plain FP32 (CuPy's cuBLAS calls do not use TF32 unless CUPY_TF32=1)
-        torch.backends.cudnn.allow_tf32 = False
-        torch.backends.cuda.matmul.allow_tf32 = False
+    precision = torch_precision()  # both engines in plain FP32
     runs = []
     ours = ref = None
     for batch in batches:
@@ -425,7 +436,7 @@ def main(argv=None) -> int:
         runs.append(res)
     sampling = time_sampling(ours, ref, tdev, n_tokens, args)
     memory = None
-    if not gpu:
+    if not gpu and not args.no_memory:
         memory = {e: run_memory_probe(e, batches[0], seq, args.hidden)
                   for e in ("nnscratch", "torch")}
     info = machine()
@@ -478,11 +489,11 @@ def main(argv=None) -> int:
                  for r in runs],
         "sampling": {k: {kk: round(vv, 3) for kk, vv in v.items()} for k, v in sampling.items()},
         "memory_mb": memory if memory else {f"b{r['batch']}": r.get("memory") for r in runs},
-        "load_average": round(load, 2), "quick": bool(args.quick),
+        "load_average": round(load, 2), "quick": bool(args.quick), **precision,
+        "switches": {k: info[k] for k in ("tf32", "cuda_graph", "fused_xent") if k in info},
         "versions": {k: info[k] for k in ("numpy", "torch", "numba", "cupy", "gpu") if k in info},
     }
     emit_json(record)
-    del torch
     return 0
 
 

@@ -4,7 +4,8 @@ Model: 784-512-512-10, ReLU hidden layers, softmax cross-entropy, batch 128, flo
 
     python benchmarks/mlp.py [--quick] [--device cpu|gpu]
 
-Goal (issue 2): time ratio nnscratch / torch <= 1.1 on the CPU.
+Goal (issue 2): time ratio nnscratch / torch <= 1.1 on the CPU; on the GPU too (issue 14).
+Both engines in plain FP32 (torch's TF32 off: ``_common.torch_precision``).
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from benchmarks._common import (  # noqa: E402
     print_table,
     setup_device,
     time_fn,
+    torch_precision,
     torch_sync,
 )
 
@@ -67,6 +69,8 @@ def main(argv=None) -> int:
     import torch
 
     import nnscratch as nn
+
+    precision = torch_precision()
 
     sizes = [784, 512, 512, 10]
     rng = np.random.default_rng(0)
@@ -121,8 +125,8 @@ def main(argv=None) -> int:
     emit_json({"bench": "mlp_train_step", "device": args.device,
                "config": f"784-512-512-10 relu batch {args.batch} adam fp32",
                "nnscratch_ms": round(ours_ms, 4), "torch_ms": round(torch_ms, 4),
-               "ratio": round(ratio, 4), "goal_ratio": 1.1,
-               "versions": {k: info[k] for k in ("numpy", "torch") if k in info}})
+               "ratio": round(ratio, 4), "goal_ratio": 1.1, **precision,
+               "versions": {k: info[k] for k in ("numpy", "torch", "cupy", "gpu") if k in info}})
     return 0
 
 

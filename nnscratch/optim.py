@@ -5,6 +5,9 @@ so one step matches torch.optim to float64 rounding. Derivations: docs/derivatio
 
 Freezing: a Parameter with ``requires_grad=False`` (``layer.freeze()``) or with no gradient is
 skipped; to exclude parameters, simply pass the ones to train.
+
+Moving a model (``model.to("gpu")``, ``model.to(dtype=...)``) after some steps is fine: each
+step first moves the optimizer's state arrays to the device and dtype of their parameter.
 """
 from __future__ import annotations
 
@@ -12,7 +15,15 @@ import math
 
 import numpy as np
 
-from .backend import fused_enabled, get_array_module, numba_available, to_cpu
+from . import threads
+from .backend import (
+    device_of,
+    fused_enabled,
+    get_array_module,
+    numba_available,
+    to_cpu,
+    to_device,
+)
 from .layers.base import Parameter
 
 
@@ -44,17 +55,30 @@ class Optimizer:
             p.zero_grad()
 
     def step(self) -> None:
+        threads.update()  # the BLAS thread policy (nnscratch/threads.py): a cheap re-check
         self.step_count += 1
         for i, p in enumerate(self.params):
             if p.grad is None or not p.requires_grad:
                 continue
-            if i not in self.state:
-                xp = get_array_module(p.data)
-                self.state[i] = {k: xp.zeros_like(p.data) for k in self.state_names}
-            self.update(p, p.grad, self.state[i])
+            self.update(p, p.grad, self._state_of(i, p))
 
     def update(self, p: Parameter, g, state: dict) -> None:  # pragma: no cover - interface
         raise NotImplementedError
+
+    def _state_of(self, i: int, p: Parameter) -> dict:
+        """Parameter i's state arrays, created at its first step, and kept on the parameter's
+        device and in its dtype: after ``Layer.to`` moved the parameter, they follow it here
+        (else the next update would mix NumPy and CuPy arrays, or dtypes in the fused kernels)."""
+        state = self.state.get(i)
+        if state is None:
+            xp = get_array_module(p.data)
+            state = self.state[i] = {k: xp.zeros_like(p.data) for k in self.state_names}
+            return state
+        device = device_of(p.data)
+        for k, a in state.items():
+            if device_of(a) != device or a.dtype != p.dtype:
+                state[k] = to_device(a, device).astype(p.dtype, copy=False)
+        return state
 
     # -- state --------------------------------------------------------------------------------
     def hyperparameters(self) -> dict:

@@ -6,12 +6,15 @@ Derivations: docs/derivations/loss.md (equation numbers cited as ``# (n)``).
 
 A NaN or inf reaching a loss is an error, not a silent NaN training run: ``check_finite`` names
 the loss, the array and where the first bad value is.
+
+Targets and weights may be NumPy arrays (or lists) while the prediction is on the GPU: each
+forward moves them to the prediction's device first (``backend.as_array_like``).
 """
 from __future__ import annotations
 
 import numpy as np
 
-from ..backend import get_array_module, to_cpu
+from ..backend import as_array_like, fused_xent_enabled, get_array_module, to_cpu
 from .activation import log_softmax, sigmoid, softmax, softplus
 from .base import Function
 
@@ -77,6 +80,7 @@ class LeastSquares(Function):
 
     @staticmethod
     def forward(ctx, y, t):
+        t = as_array_like(t, y)
         _check_same_shape("LeastSquares", y, t)
         r = y - t
         ctx.save(r=r)
@@ -97,6 +101,7 @@ class MSE(Function):
 
     @staticmethod
     def forward(ctx, y, t, reduction="mean"):
+        t = as_array_like(t, y)
         _check_same_shape("MSE", y, t)
         _check_reduction("MSE", reduction)
         r = y - t
@@ -128,6 +133,7 @@ class BCEWithLogits(Function):
 
     @staticmethod
     def forward(ctx, x, t, pos_weight=None, weight=None, reduction="mean"):
+        t, pos_weight, weight = (as_array_like(a, x) for a in (t, pos_weight, weight))
         _check_same_shape("BCEWithLogits", x, t)
         _check_reduction("BCEWithLogits", reduction)
         lw = 1.0 if pos_weight is None else 1.0 + (pos_weight - 1.0) * t
@@ -160,11 +166,16 @@ class SoftmaxCrossEntropy(Function):
         L   = sum_n l_n / sum_n w_n      ('mean')
     Backward:
         dx_n = dL * w_n * (softmax(x_n) - onehot(t_n)) / sum_n w_n      (8)
+
+    On the GPU with NNSCRATCH_FUSED_XENT=1, (7) and (8) run as two fused kernels
+    (nnscratch/kernels/cuda/loss.py) that keep the rows' log-sum-exp instead of the (N, C)
+    log-probabilities; the result is the same (tests/engine/test_gpu_speed_switches.py).
     """
 
     @staticmethod
     def forward(ctx, x, t, weight=None, ignore_index=None, reduction="mean"):
         _check_reduction("SoftmaxCrossEntropy", reduction)
+        t, weight = as_array_like(t, x), as_array_like(weight, x)
         xp = get_array_module(x)
         if x.shape[:-1] != t.shape:
             raise ValueError(
@@ -180,13 +191,21 @@ class SoftmaxCrossEntropy(Function):
         if xp is np and t2.size and (int(t_safe.min()) < 0 or int(t_safe.max()) >= C):
             raise ValueError(f"SoftmaxCrossEntropy: targets must lie in [0, {C}), got "
                              f"values from {int(t_safe.min())} to {int(t_safe.max())}")
-        rows = xp.arange(t2.size)
-        logp = log_softmax(x2, axis=-1)
         w = (valid.astype(x.dtype) if weight is None
              else xp.where(valid, weight[t_safe], 0).astype(x.dtype))
-        per = -w * logp[rows, t_safe]  # (7)
         denom = w.sum() if reduction == "mean" else 1.0
-        ctx.save(logp=logp, t=t_safe, w=w, denom=denom, shape=x.shape, reduction=reduction)
+        ctx.save(t=t_safe, w=w, denom=denom, shape=x.shape, reduction=reduction)
+        if xp is not np and fused_xent_enabled():
+            from ..kernels.cuda.loss import softmax_xent_forward  # noqa: PLC0415
+
+            x2 = xp.ascontiguousarray(x2)
+            lse, per = softmax_xent_forward(x2, t_safe, w)  # (7), fused
+            ctx.save(x=x2, lse=lse, fused=True)
+        else:
+            rows = xp.arange(t2.size)
+            logp = log_softmax(x2, axis=-1)
+            per = -w * logp[rows, t_safe]  # (7)
+            ctx.save(logp=logp, fused=False)
         if reduction == "none":
             return per.reshape(t.shape)
         loss = per.sum()
@@ -195,12 +214,21 @@ class SoftmaxCrossEntropy(Function):
     @staticmethod
     def backward(ctx, dloss=1.0):
         ctx.consume("SoftmaxCrossEntropy")
+        if ctx.fused:
+            from ..kernels.cuda.loss import softmax_xent_backward  # noqa: PLC0415
+
+            if ctx.reduction == "none":
+                coef = as_array_like(dloss, ctx.w).reshape(-1) * ctx.w
+            else:
+                coef = (dloss / ctx.denom) * ctx.w
+            dx = softmax_xent_backward(ctx.x, ctx.lse, ctx.t, coef.astype(ctx.x.dtype))  # (8)
+            return dx.reshape(ctx.shape), None
         xp = get_array_module(ctx.logp)
         dx = xp.exp(ctx.logp)  # softmax(x_n), reusing the saved log-probabilities
         rows = xp.arange(dx.shape[0])
         dx[rows, ctx.t] -= 1.0
         if ctx.reduction == "none":
-            scale = dloss.reshape(-1, 1) * ctx.w[:, None]
+            scale = as_array_like(dloss, ctx.w).reshape(-1, 1) * ctx.w[:, None]
         else:
             scale = (dloss / ctx.denom) * ctx.w[:, None]
         dx *= scale  # (8)

@@ -39,7 +39,7 @@ from collections import OrderedDict
 
 import numpy as np
 
-from ..backend import fused_enabled, get_array_module, numba_available
+from ..backend import cuda_graph_enabled, fused_enabled, get_array_module, numba_available
 from .activation import sigmoid
 from .base import Function
 
@@ -401,7 +401,10 @@ class LSTMLayer(Function):
 
     @staticmethod
     def forward(ctx, x, h0, c0, W_ih, W_hh, b, mask=None, reverse=False, path=None, ids=None):
-        path = choose_path(get_array_module(x), W_ih.dtype, path)
+        xp = get_array_module(W_ih)
+        path = choose_path(xp, W_ih.dtype, path)
+        if mask is not None:  # {0, 1} in the weights' dtype and device: the fused kernels need it
+            mask = xp.asarray(mask, dtype=W_ih.dtype)
         if path != "plain":
             hs, cs, gates, tc = LSTMLayer._forward_fused(x, h0, c0, W_ih, W_hh, b, mask, reverse,
                                                          ids, path)
@@ -499,11 +502,15 @@ class LSTMLayer(Function):
         ph = xp.empty((B, 4 * H), dtype)
         m_all = xp.ones((T, B), dtype) if mask is None else mask
         one = dtype.type(1)
-        for t in _order(T, reverse):
-            p, n = _prev_next(t, reverse)
-            xp.matmul(hs[p], W_hhT, out=ph)                                  # (1)
-            K.lstm_forward_step(A[t], ph, b, cs[p], hs[p], m_all[t], one,
-                                gates[t], cs[n], tc[t], hs[n])               # (1)-(5)
+        if path == "cuda" and cuda_graph_enabled():  # the loop below, replayed as a CUDA graph
+            from ..kernels.cuda.lstm_graph import forward_loop  # noqa: PLC0415
+            forward_loop(A, hs, cs, gates, tc, W_hhT, b, m_all, reverse)
+        else:
+            for t in _order(T, reverse):
+                p, n = _prev_next(t, reverse)
+                xp.matmul(hs[p], W_hhT, out=ph)                              # (1)
+                K.lstm_forward_step(A[t], ph, b, cs[p], hs[p], m_all[t], one,
+                                    gates[t], cs[n], tc[t], hs[n])           # (1)-(5)
         if pool:
             pool.give(A)
         return hs, cs, gates, tc
@@ -526,13 +533,18 @@ class LSTMLayer(Function):
         zeros = xp.zeros((B, H), dtype) if dy is None else None
         carry = xp.empty((B, H), dtype)
         one = dtype.type(1)
-        for t in _order(T, not reverse):
-            p, _ = _prev_next(t, reverse)
-            K.lstm_backward_step(dh, zeros if dy is None else dy[t], dc, G[t], cs[p], tc[t],
-                                 m_all[t], one, dA[t], carry)            # (6)-(12), dc in place
-            xp.matmul(dA[t], W_hh, out=dh)                               # (13)
-            if mask is not None:
-                dh += carry                                              # (13): + (1 - m) dh
+        if ctx.path == "cuda" and cuda_graph_enabled():  # the loop below, as a CUDA graph
+            from ..kernels.cuda.lstm_graph import backward_loop  # noqa: PLC0415
+            backward_loop(dh, dc, dy, G, cs, tc, m_all, W_hh, dA, carry, reverse,
+                          mask is not None)
+        else:
+            for t in _order(T, not reverse):
+                p, _ = _prev_next(t, reverse)
+                K.lstm_backward_step(dh, zeros if dy is None else dy[t], dc, G[t], cs[p], tc[t],
+                                     m_all[t], one, dA[t], carry)        # (6)-(12), dc in place
+                xp.matmul(dA[t], W_hh, out=dh)                           # (13)
+                if mask is not None:
+                    dh += carry                                          # (13): + (1 - m) dh
         dx, dW_ih, dW_hh, db = _gradients_over_steps(ctx, dA)            # (14)-(17)
         if pool:  # nothing returned refers to these: the next step may reuse them
             pool.give(dA, G, tc)

@@ -242,7 +242,11 @@ class Layer:
 
     # -- device and dtype -------------------------------------------------------------------------
     def to(self, device: str | None = None, dtype=None) -> Layer:
-        """Move parameters (and gradients) to a device and/or cast them to a float dtype."""
+        """Move parameters (and gradients) to a device and/or cast them to a float dtype.
+
+        An optimizer over these parameters moves its state arrays after them at its next step
+        (``Optimizer._state_of``), so training goes on after ``to``.
+        """
         for p in self.parameters():
             for attr in ("data", "grad"):
                 a = getattr(p, attr)

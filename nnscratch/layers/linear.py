@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from .. import init as initializers
+from ..backend import as_array_like
 from ..functions.base import Context
 from ..functions.linear import Linear as LinearFn
 from .base import Layer, Parameter
@@ -16,6 +17,9 @@ class Dense(Layer):
     ``init`` names the weight initialiser (see nnscratch.init): 'glorot_uniform' (default),
     'he_uniform', 'uniform_fan_in' (PyTorch's nn.Linear), ... Biases start at zero, except with
     'uniform_fan_in' where they follow PyTorch (U(+-1/sqrt(in_features))).
+
+    A NumPy input to a layer whose weights are on the GPU is copied there first (data batches
+    usually come from NumPy).
     """
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True,
@@ -38,6 +42,7 @@ class Dense(Layer):
             self.bias = None
 
     def forward(self, x):
+        x = as_array_like(x, self.weight.data)
         self.check_input(x, last_dim=self.in_features)
         ctx = Context(needs_input_grad=(self.input_grad, True, True))
         b = None if self.bias is None else self.bias.data

@@ -3,11 +3,12 @@
 Calling a loss returns a Python float (one host synchronisation per call on the GPU, which a
 training loop pays anyway to log the loss) and checks it: a NaN or inf raises
 ``NonFiniteError`` naming the loss and the first bad input value, instead of training on NaN.
+Targets and weights given as NumPy arrays follow the prediction to the GPU.
 Math: nnscratch/functions/loss.py and docs/derivations/loss.md.
 """
 from __future__ import annotations
 
-from ..backend import get_array_module
+from ..backend import as_array_like, device_of, get_array_module, to_device
 from ..functions.base import Context
 from ..functions.loss import MSE as MSEFn
 from ..functions.loss import BCEWithLogits as BCEWithLogitsFn
@@ -32,6 +33,14 @@ class _Loss(Layer):
     def _options(self) -> dict:
         return {"reduction": self.reduction}
 
+    def _follow_device(self, ref) -> None:
+        """Keep the loss's own arrays (class weights, pos_weight) on the device of ``ref``, the
+        prediction: moved once when the model's device changes, not copied at every call."""
+        for name in ("weight", "pos_weight"):
+            a = getattr(self, name, None)
+            if a is not None and hasattr(a, "shape") and device_of(a) != device_of(ref):
+                setattr(self, name, to_device(a, device_of(ref)))
+
     def _finite_or_raise(self, loss, **inputs):
         """Raise NonFiniteError if the loss or any float input holds NaN or inf.
 
@@ -53,6 +62,8 @@ class _Loss(Layer):
         return loss
 
     def forward(self, pred, target):
+        target = as_array_like(target, pred)
+        self._follow_device(pred)
         ctx = Context()
         loss = self.fn.forward(ctx, pred, target, **self._options())
         loss = self._finite_or_raise(loss, prediction=pred, target=target)
@@ -117,6 +128,8 @@ class SoftmaxCrossEntropyLoss(_Loss):
                 "reduction": self.reduction}
 
     def forward(self, logits, target):
+        target = as_array_like(target, logits)
+        self._follow_device(logits)
         ctx = Context()
         loss = self.fn.forward(ctx, logits, target, **self._options())
         loss = self._finite_or_raise(loss, logits=logits)

@@ -77,6 +77,7 @@ def test_gpu_round_trip():
 
 @pytest.mark.gpu
 def test_gpu_model_matches_cpu():
+    backend.set_device("cpu")  # built on the CPU, then moved (gpu cases start on the GPU)
     backend.manual_seed(0)
     model = nn.Sequential(nn.Dense(5, 7), nn.Tanh(), nn.Dense(7, 3))
     x = np.random.default_rng(0).normal(size=(4, 5)).astype(np.float32)

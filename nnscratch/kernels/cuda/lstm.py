@@ -15,7 +15,7 @@ Kernels are compiled once per process and dtype, and cached (nnscratch.backend).
 """
 from __future__ import annotations
 
-from ...backend import elementwise_kernel
+from ...backend import ElementwiseSpec, elementwise_kernel
 
 _PREAMBLE = r"""
 template <typename T>
@@ -76,33 +76,35 @@ _BACKWARD_OP = r"""
 """
 
 
-def _forward_kernel():
-    return elementwise_kernel(
-        "raw T px, raw T ph, raw T b, T c_prev, T h_prev, raw T m, int64 H",
-        "raw T gates, T c, T tc, T h",
-        _FORWARD_OP,
-        "nnscratch_lstm_forward_step",
-        preamble=_PREAMBLE,
-    )
+FORWARD = ElementwiseSpec(
+    name="nnscratch_lstm_forward_step",
+    in_params="raw T px, raw T ph, raw T b, T c_prev, T h_prev, raw T m, int64 H",
+    out_params="raw T gates, T c, T tc, T h",
+    operation=_FORWARD_OP,
+    preamble=_PREAMBLE,
+    raw_ndim=(("px", 2), ("ph", 2), ("gates", 2)),
+)
 
+BACKWARD = ElementwiseSpec(
+    name="nnscratch_lstm_backward_step",
+    in_params="T dh, T dy, raw T gates, T c_prev, T tc, raw T m, int64 H",
+    out_params="T dc, raw T da, T dh_carry",
+    operation=_BACKWARD_OP,
+    raw_ndim=(("gates", 2), ("da", 2)),
+)
 
-def _backward_kernel():
-    return elementwise_kernel(
-        "T dh, T dy, raw T gates, T c_prev, T tc, raw T m, int64 H",
-        "T dc, raw T da, T dh_carry",
-        _BACKWARD_OP,
-        "nnscratch_lstm_backward_step",
-    )
+SPECS = (FORWARD, BACKWARD)
 
 
 def lstm_forward_step(px, ph, b, c_prev, h_prev, m, one, gates, c, tc, h):
     """(1)-(5) for one step; same arguments as the numba kernel (``one`` is unused here).
 
-    px, ph, gates: contiguous (B, 4H); b (4H,); m (B,); c_prev, h_prev, c, tc, h: (B, H).
+    px, ph, gates: contiguous (B, 4H); b (4H,); m (B,) in the weights' dtype; c_prev, h_prev, c,
+    tc, h: (B, H).
     """
-    _forward_kernel()(px, ph, b, c_prev, h_prev, m, c_prev.shape[1], gates, c, tc, h)
+    elementwise_kernel(FORWARD)(px, ph, b, c_prev, h_prev, m, c_prev.shape[1], gates, c, tc, h)
 
 
 def lstm_backward_step(dh, dy, dc, gates, c_prev, tc, m, one, da, dh_carry):
     """(6)-(13) for one step; ``dc`` is updated in place to dc_prev (``one`` is unused)."""
-    _backward_kernel()(dh, dy, gates, c_prev, tc, m, dc.shape[1], dc, da, dh_carry)
+    elementwise_kernel(BACKWARD)(dh, dy, gates, c_prev, tc, m, dc.shape[1], dc, da, dh_carry)

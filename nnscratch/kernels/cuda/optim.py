@@ -5,7 +5,7 @@ The kernel is compiled once per process and cached by nnscratch.backend.
 """
 from __future__ import annotations
 
-from ...backend import elementwise_kernel
+from ...backend import ElementwiseSpec, elementwise_kernel
 
 _ADAM_OP = r"""
     T gk = grad;
@@ -23,13 +23,18 @@ _ADAM_OP = r"""
 """
 
 
+ADAM = ElementwiseSpec(
+    name="nnscratch_adam_update",
+    in_params="T grad, float64 lr, float64 beta1, float64 beta2, float64 eps, float64 bias_c1, "
+              "float64 bias_c2, float64 weight_decay, bool decoupled",
+    out_params="T param, T m, T v",
+    operation=_ADAM_OP,
+)
+
+SPECS = (ADAM,)
+
+
 def adam_update(p, g, m, v, lr, beta1, beta2, eps, bias_c1, bias_c2, weight_decay, decoupled):
-    kernel = elementwise_kernel(
-        "T grad, float64 lr, float64 beta1, float64 beta2, float64 eps, float64 bias_c1, "
-        "float64 bias_c2, float64 weight_decay, bool decoupled",
-        "T param, T m, T v",
-        _ADAM_OP,
-        "nnscratch_adam_update",
-    )
-    kernel(g, float(lr), float(beta1), float(beta2), float(eps), float(bias_c1), float(bias_c2),
-           float(weight_decay), bool(decoupled), p, m, v)
+    """(1)-(6) for one parameter, in place: p, m, v (same dtype, same shape as g)."""
+    elementwise_kernel(ADAM)(g, float(lr), float(beta1), float(beta2), float(eps), float(bias_c1),
+                             float(bias_c2), float(weight_decay), bool(decoupled), p, m, v)
