@@ -18,7 +18,7 @@ import os
 import numpy as np
 
 from apps.common.errors import UsageError
-from apps.music.abc_text import join_tunes, prepare_corpus
+from apps.music.abc_text import AbcInputError, join_tunes, prepare_corpus
 from apps.music.data_paths import REPO_ROOT
 
 DEFAULT_DATA = os.path.join(REPO_ROOT, "..", "shared", "data", "folk-abc", "tunes.jsonl")
@@ -80,7 +80,12 @@ class Vocab:
 # Preparing the corpus on disk
 # ----------------------------------------------------------------------------------------------
 def prepare(data: str, out: str, log=print) -> dict:
-    """Write train.txt, val.txt (tunes separated by one blank line) and vocab.json into ``out``."""
+    """Write train.txt, val.txt (tunes separated by one blank line) and vocab.json into ``out``.
+
+    The folder is made only once the tunes have been read, so bad data leaves nothing behind.
+    """
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise UsageError(f"{out}: is a file, not a folder for the prepared data")
     corpus = prepare_corpus(data)
     os.makedirs(out, exist_ok=True)
     train_text, val_text = join_tunes(corpus.train), join_tunes(corpus.val)
@@ -107,12 +112,22 @@ def prepare_cmd(args) -> None:
 
 
 def load_prepared(folder: str) -> tuple[str, str, Vocab]:
-    """The training text, the validation text and the vocabulary written by :func:`prepare`."""
-    with open(os.path.join(folder, "train.txt"), encoding="utf-8") as f:
-        train_text = f.read()
-    with open(os.path.join(folder, "val.txt"), encoding="utf-8") as f:
-        val_text = f.read()
-    return train_text, val_text, Vocab.load(os.path.join(folder, "vocab.json"))
+    """The training text, the validation text and the vocabulary written by :func:`prepare`.
+
+    A missing file is an OSError naming it; damaged contents (not UTF-8, a vocabulary that is
+    not the JSON ``prepare`` writes) are an AbcInputError naming the folder."""
+    try:
+        with open(os.path.join(folder, "train.txt"), encoding="utf-8") as f:
+            train_text = f.read()
+        with open(os.path.join(folder, "val.txt"), encoding="utf-8") as f:
+            val_text = f.read()
+        vocab = Vocab.load(os.path.join(folder, "vocab.json"))
+        if not all(isinstance(c, str) for c in vocab.itos) or vocab.itos[:1] != [UNK]:
+            raise ValueError("vocab.json's itos must be a list of characters after <unk>")
+    except (UnicodeDecodeError, KeyError, TypeError, ValueError, RecursionError) as exc:
+        raise AbcInputError(f"{folder}: damaged prepared data, not as `prepare` writes it "
+                            f"({type(exc).__name__}: {exc}); prepare it again") from None
+    return train_text, val_text, vocab
 
 
 def val_tunes(val_text: str, vocab: Vocab) -> list[np.ndarray]:

@@ -6,7 +6,6 @@
 """
 from __future__ import annotations
 
-import codecs
 import math
 import os
 import warnings
@@ -22,6 +21,8 @@ from .data import Vocab
 from .model import ModelConfig, MusicRNN
 from .publish import publish_tunes
 
+MAX_TUNES = 10_000  # tunes sampled in one call (one batch row each)
+
 
 def load_model(checkpoint: str) -> tuple[MusicRNN, Vocab, nn.serialization.Checkpoint]:
     """The model, its vocabulary and the loaded checkpoint (config, extra) of a best/last.npz."""
@@ -29,9 +30,17 @@ def load_model(checkpoint: str) -> tuple[MusicRNN, Vocab, nn.serialization.Check
     if "model" not in ck.config or "vocab" not in ck.config:
         raise nn.CheckpointError(f"{checkpoint}: not an ABC LSTM checkpoint "
                                  "(no model/vocab config)")
-    model = MusicRNN(ModelConfig(**ck.config["model"]))
+    try:  # the config rebuilds the model: a damaged one is the checkpoint's fault, not a bug
+        cfg = ModelConfig(**ck.config["model"])
+        vocab = Vocab.from_json(ck.config["vocab"])
+        if not all(isinstance(c, str) for c in vocab.itos) or len(vocab) != cfg.vocab_size:
+            raise ValueError(f"a vocabulary of {len(vocab)} entries for {cfg.vocab_size} outputs")
+        model = MusicRNN(cfg)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise nn.CheckpointError(f"{checkpoint}: damaged ABC LSTM checkpoint: its config cannot "
+                                 f"rebuild the model ({type(exc).__name__}: {exc})") from None
     nn.load_checkpoint(checkpoint, model)
-    return model, Vocab.from_json(ck.config["vocab"]), ck
+    return model, vocab, ck
 
 
 def sample(model: MusicRNN, vocab: Vocab, prime: str, n: int, temperature: float = 0.8,
@@ -55,6 +64,8 @@ def sample(model: MusicRNN, vocab: Vocab, prime: str, n: int, temperature: float
         raise UsageError("the prime must hold at least one character")
     if n < 1 or max_chars < 1:
         raise UsageError(f"n and max_chars must be at least 1, got {n} and {max_chars}")
+    if n > MAX_TUNES:  # one batch row per tune: 10^20 rows never end, they fill the memory
+        raise UsageError(f"n = {n} tunes in one batch; at most {MAX_TUNES:,} per call")
     ids, n_unk = vocab.encode(prime)
     if n_unk:
         unknown = sorted({c for c in prime if c not in vocab.stoi})
@@ -154,10 +165,15 @@ def page_figures(trained: dict, ck, temperature: float, meter_aware: bool, stats
 
 def decode_prime(text: str) -> str:
     r"""The --prime value with its escapes read (``X:1\nK:D\n`` -> two lines)."""
-    try:
-        return codecs.decode(text, "unicode_escape")
+    try:  # backslashreplace: characters beyond Latin-1 ('€') pass through as themselves
+        prime = text.encode("latin-1", "backslashreplace").decode("unicode_escape")
     except UnicodeDecodeError as exc:
         raise UsageError(f"--prime {text!r}: bad escape sequence ({exc.reason})") from None
+    try:
+        prime.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate: bytes of the command line that are not UTF-8
+        raise UsageError(f"--prime {text!r}: not UTF-8 text") from None
+    return prime
 
 
 def sample_cmd(args) -> None:

@@ -5,7 +5,9 @@ rate ``sr`` in Hz carried beside them. Every way a file can be unusable raises `
 (a ValueError) whose message names the file and says what to do:
 
     unreadable or missing file, zero samples, several channels (unless ``downmix=True``),
-    longer than ``max_seconds``, or silent (peak below ``silence_db`` dBFS, see ``check_not_silent``)
+    a sample rate outside 1-384 kHz, longer than ``max_seconds``, NaN or infinite samples,
+    samples outside [-1, 1] (a float file that was not normalised), or silent (peak below
+    ``silence_db`` dBFS, see ``check_not_silent``)
 
     y, sr = read_wav("7_jackson_32.wav")                         # (L,), 8000
     y = resample(y, sr, 16000)                                    # scipy.signal.resample_poly
@@ -23,6 +25,9 @@ import soundfile as sf
 from scipy.signal import resample_poly
 
 from apps.common.errors import InputError
+
+#: sample rates a recording may have (Hz); a damaged header claims anything
+MIN_RATE, MAX_RATE = 1000, 384_000
 
 
 class AudioError(InputError):
@@ -49,9 +54,13 @@ def read_wav(path, sr: int | None = None, downmix: bool = False,
     try:
         info = sf.info(path)
     except Exception as exc:  # soundfile.LibsndfileError, RuntimeError, TypeError on odd headers
-        raise AudioError(f"{path}: not a readable audio file ({type(exc).__name__}: {exc})") from None
+        raise AudioError(f"{path}: not a readable audio file ({type(exc).__name__}: "
+                         f"{exc})") from None
     if info.frames == 0:
         raise AudioError(f"{path}: the file holds no audio samples (empty recording)")
+    if not MIN_RATE <= info.samplerate <= MAX_RATE:  # resampling from it could take gigabytes
+        raise AudioError(f"{path}: a sample rate of {info.samplerate} Hz, outside the "
+                         f"{MIN_RATE}-{MAX_RATE} Hz of audio recordings (a damaged header?)")
     seconds = info.frames / info.samplerate
     if max_seconds is not None and seconds > max_seconds:
         raise AudioError(
@@ -66,12 +75,18 @@ def read_wav(path, sr: int | None = None, downmix: bool = False,
     try:
         y, file_sr = sf.read(path, dtype="float64", always_2d=True)
     except Exception as exc:
-        raise AudioError(f"{path}: could not decode the audio ({type(exc).__name__}: {exc})") from None
+        raise AudioError(f"{path}: could not decode the audio ({type(exc).__name__}: "
+                         f"{exc})") from None
     y = y.mean(axis=1) if y.shape[1] > 1 else y[:, 0]
     if y.size == 0:
         raise AudioError(f"{path}: the file holds no audio samples (empty recording)")
     if not np.all(np.isfinite(y)):
         raise AudioError(f"{path}: the file holds NaN or infinite samples")
+    peak = float(np.max(np.abs(y)))
+    if peak > 1.0:  # only a floating-point file can hold samples outside [-1, 1]
+        raise AudioError(f"{path}: samples reach {peak:.6g}, outside the [-1, 1] of audio "
+                         f"({info.subtype} data); normalise the recording to a peak of 1 or "
+                         "less and try again")
     if sr is not None and sr != file_sr:
         y = resample(y, file_sr, sr)
         file_sr = sr
@@ -108,7 +123,8 @@ def resample(y, orig_sr: int, target_sr: int):
     g = math.gcd(int(orig_sr), int(target_sr))
     up, down = int(target_sr) // g, int(orig_sr) // g
     out = resample_poly(np.asarray(y, dtype=np.float64), up, down, axis=-1)
-    return out.astype(np.asarray(y).dtype if np.asarray(y).dtype.kind == "f" else np.float64, copy=False)
+    dtype = np.asarray(y).dtype if np.asarray(y).dtype.kind == "f" else np.float64
+    return out.astype(dtype, copy=False)
 
 
 def peak_db(y) -> float:

@@ -15,6 +15,7 @@ import hashlib
 import json
 import os
 import time
+import zipfile
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,6 +24,7 @@ from apps.audio import fsdd
 from apps.audio.features import FeatureConfig, extract_many
 from apps.audio.wav import read_wav
 from apps.common.runs import RUNS_ROOT
+from nnscratch.serialization import atomic_write_bytes
 
 APP = "spoken_digits"
 DEFAULT_OUT_ROOT = os.path.join(RUNS_ROOT, APP)
@@ -71,19 +73,20 @@ def load_dataset(root=None, cfg: FeatureConfig | None = None, limit_per_class: i
     speakers = np.array([names.index(r.speaker) for r in recs])
     path = _cache_path(cache_dir, root, cfg, len(recs)) if cache_dir else None
     if path and os.path.exists(path):
-        with np.load(path, allow_pickle=False) as z:
-            X = z["X"]
-        return Dataset(recs, X, digits, speakers, names, cfg)
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                X = z["X"]
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+            X = None  # a damaged cache is computed again
+        if X is not None and X.shape == (len(recs), *cfg.shape):
+            return Dataset(recs, X, digits, speakers, names, cfg)
     t0 = time.perf_counter()
     signals = [read_wav(r.path, sr=cfg.sr)[0] for r in recs]
     X = extract_many(signals, cfg, progress=progress, desc="features")
     log(f"features: {len(recs)} recordings -> {X.shape[1:]} {cfg.kind} images in "
         f"{time.perf_counter() - t0:.1f} s")
-    if path:
-        os.makedirs(cache_dir, exist_ok=True)
-        tmp = path + ".tmp.npz"
-        np.savez(tmp, X=X)
-        os.replace(tmp, path)  # atomic: a killed run leaves no half-written cache
+    if path:  # atomic: a killed run leaves no half-written cache (and no lasting temporary)
+        atomic_write_bytes(path, lambda f: np.savez(f, X=X))
     return Dataset(recs, X, digits, speakers, names, cfg)
 
 

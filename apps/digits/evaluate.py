@@ -14,13 +14,14 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import sys
 
 import numpy as np
 
 from apps.audio import fsdd
 from apps.audio.features import extract
-from apps.audio.wav import load_clip
-from apps.common.errors import UsageError
+from apps.audio.wav import AudioError, load_clip
+from apps.common.errors import UsageError, describe
 from apps.common.runs import Line, Panel, make_run_dir, plot_curves, write_summary
 from apps.digits.data import DEFAULT_OUT_ROOT, cache_dir_for, load_dataset
 from apps.digits.model import latest_checkpoint, load_model, predict_proba
@@ -145,30 +146,50 @@ def cmd_evaluate(args) -> int:
 
 
 def predict_files(paths, checkpoint, downmix=False, max_seconds=10.0, top=3):
-    """[(path, [(class, probability), ...])] for each recording, best first."""
+    """Rank the classes for each recording, best first.
+
+    Returns (results, failures, config): results [(path, [(class, probability), ...])] for the
+    files that could be read, failures [(path, AudioError)] for the others (unreadable, empty,
+    stereo, too long, silent...): one bad file does not stop the rest.
+    """
     model, hp, cfg, norm, config = load_model(checkpoint)
-    results = []
+    results, failures = [], []
     for path in paths:
         # read, check, resample; silence is trimmed by the feature pipeline, as in training
-        y = load_clip(path, sr=cfg.sr, max_seconds=max_seconds, downmix=downmix, trim_db=None)
+        try:
+            y = load_clip(path, sr=cfg.sr, max_seconds=max_seconds, downmix=downmix,
+                          trim_db=None)
+        except AudioError as exc:
+            failures.append((path, exc))
+            continue
         X = norm.transform(extract(y, cfg)[None])
         p = predict_proba(model, hp, X)[0]
         order = np.argsort(-p)[:top]
         results.append((path, [(config["classes"][k], float(p[k])) for k in order]))
-    return results, config
+    return results, failures, config
 
 
 def cmd_predict(args) -> int:
+    """Print each file's ranking; each file that cannot be read gets its own ``error:`` line,
+    and the exit code is then 2 (after every other file has been classified)."""
     ckpt = args.checkpoint or latest_checkpoint(task="digit")
     if ckpt is None:
         raise UsageError(f"no checkpoint given and none found under {DEFAULT_OUT_ROOT}/: run "
                          "'python apps/spoken_digits.py train' first, or pass --checkpoint")
-    results, config = predict_files(args.files, ckpt, args.downmix, args.max_seconds, args.top)
+    results, failures, config = predict_files(args.files, ckpt, args.downmix, args.max_seconds,
+                                              args.top)
     what = "digit" if config["task"] == "digit" else "speaker"
     for path, ranked in results:
         best, prob = ranked[0]
         others = ", ".join(f"{c} {p:.3f}" for c, p in ranked[1:])
         print(f"{path}: {what} {best} (p = {prob:.3f}; then {others})")
+    for _, exc in failures:
+        print(f"error: {describe(exc)}", file=sys.stderr)
     if args.json:
-        print(json.dumps([{"file": p, "ranking": r} for p, r in results]))
+        print(json.dumps([{"file": p, "ranking": r} for p, r in results]
+                         + [{"file": p, "error": describe(e)} for p, e in failures]))
+    if failures:
+        print(f"{len(failures)} of {len(args.files)} files could not be classified",
+              file=sys.stderr)
+        return 2
     return 0

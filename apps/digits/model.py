@@ -114,18 +114,35 @@ def save_model(path, model, hp, cfg, norm, task, class_names, extra=None):
     return path
 
 
+def _broadcasts_to(shape, *others) -> bool:
+    try:
+        return np.broadcast_shapes(shape, *others) == tuple(shape)
+    except ValueError:
+        return False
+
+
 def load_model(path):
     """(model, hp, cfg, norm, config) from a checkpoint written by ``save_model``."""
     meta = nn.load_checkpoint(path)
     config = meta.config
     if config.get("app") != APP:
         raise nn.CheckpointError(f"{path}: not a spoken_digits checkpoint")
-    hp = HParams.from_dict(config["hparams"])
-    cfg = FeatureConfig.from_dict(config["features"])
-    model = build_model(hp, cfg.shape, len(config["classes"]))
+    try:  # the config rebuilds the model: a damaged one is the checkpoint's fault, not a bug
+        if not (isinstance(config["classes"], list) and config["classes"]
+                and config["task"] in ("digit", "speaker")):
+            raise ValueError("no class names or task")
+        hp = HParams.from_dict(config["hparams"])
+        cfg = FeatureConfig.from_dict(config["features"])
+        model = build_model(hp, cfg.shape, len(config["classes"]))
+        norm = Standardizer.from_arrays(config["norm_per"], meta.arrays["norm_mean"],
+                                        meta.arrays["norm_std"])
+        if not _broadcasts_to(cfg.shape, norm.mean.shape, norm.std.shape):
+            raise ValueError(f"standardisation statistics of shape {norm.mean.shape} for "
+                             f"features of shape {tuple(cfg.shape)}")
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise nn.CheckpointError(f"{path}: damaged spoken_digits checkpoint: its config cannot "
+                                 f"rebuild the model ({type(exc).__name__}: {exc})") from None
     nn.load_checkpoint(path, model)
-    norm = Standardizer.from_arrays(config["norm_per"], meta.arrays["norm_mean"],
-                                    meta.arrays["norm_std"])
     model.eval()
     return model, hp, cfg, norm, config
 

@@ -320,6 +320,38 @@ def _train_loso(args, ds, task, hp, cfg, out, summary, log):
         f"{per_speaker[worst]:.4f}")
 
 
+def check_split_sizes(args) -> None:
+    """Refuse, before a run folder is made or a feature computed, a ``--limit`` (with
+    ``--split``, ``--cv``, ``--grid`` and ``--val-fraction``) that leaves a split nothing, or too
+    little, to train or test on. Only the file names are read."""
+    recs = fsdd.list_recordings(args.data)
+    if args.limit is not None:
+        recs = [r for r in recs if r.index < args.limit]
+        kept = "recording 0" if args.limit == 1 else f"recordings 0-{args.limit - 1}"
+        where = f"with --limit {args.limit} ({kept} of each speaker and digit)"
+    else:
+        where = f"in {fsdd.resolve_root(args.data)}"
+    if args.split == "official":
+        splits = [("the official split", *fsdd.official_split(recs))]
+        if len(splits[0][1]) == 0:
+            raise UsageError(f"{where}, every recording is in the official split's test set "
+                             "(recordings 0-4): nothing is left to train on; use --limit 6 or "
+                             "more, or --split loso")
+    else:
+        splits = [(f"the split without {name}", tr, te) for name, tr, te in fsdd.loso_splits(recs)]
+    folds = max([args.cv, (args.cv or 3) if args.grid else 0]
+                + ([max(2, int(round(1 / args.val_fraction)))] if args.val_fraction > 0 else []))
+    for name, train_idx, test_idx in splits:
+        if len(test_idx) == 0 or len(train_idx) == 0:
+            raise UsageError(f"{where}, {name} has {len(train_idx)} recordings to train on and "
+                             f"{len(test_idx)} to test on")
+        if len(train_idx) < folds:
+            raise UsageError(
+                f"{where}, {name} has {len(train_idx)} training recordings, too few to split "
+                f"into {folds} folds (--cv, --grid, --val-fraction {args.val_fraction:g}); use "
+                "a larger --limit, fewer folds or a larger --val-fraction")
+
+
 def cmd_train(args, task: str = "digit", log=print) -> int:
     """`train` (task 'digit') and `speakers` (task 'speaker'): fit, test, write the run folder."""
     t_start = time.perf_counter()
@@ -327,6 +359,7 @@ def cmd_train(args, task: str = "digit", log=print) -> int:
     if task == "speaker" and args.split == "loso":
         raise UsageError("speaker identification needs every speaker in training: "
                          "use --split official")
+    check_split_sizes(args)
     out = make_run_dir(args.out, APP)
     ds = load_dataset(args.data, cfg, limit_per_class=args.limit, progress=args.progress,
                       cache_dir=cache_dir_for(args), log=log)

@@ -85,6 +85,8 @@ def suffix_value(suffix: str) -> Fraction:
     if not m or not m.group(2):
         return Fraction(num)
     den = int(m.group(3)) if m.group(3) else 2 ** len(m.group(2))
+    if den == 0:  # 'A/0' is no length ABC knows; the tracker has already marked the tune broken
+        return Fraction(num)
     return Fraction(num, den)
 
 

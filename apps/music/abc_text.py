@@ -107,9 +107,14 @@ def read_tunes(path: str) -> list[RawTune]:
                 continue
             try:
                 abc = json.loads(line)["abc"]
-            except (json.JSONDecodeError, KeyError, TypeError) as exc:
+            except (json.JSONDecodeError, KeyError, TypeError, RecursionError) as exc:
                 raise AbcInputError(f"{path}:{lineno + 1}: not a JSON object with an 'abc' "
-                                    f"field ({exc})") from None
+                                    f"field ({type(exc).__name__}: {exc})") from None
+            if not isinstance(abc, str):
+                kind = {type(None): "null", bool: "a boolean", int: "a number",
+                        float: "a number", list: "an array", dict: "an object"}[type(abc)]
+                raise AbcInputError(f"{path}:{lineno + 1}: the 'abc' field is {kind}, not the "
+                                    "tune's ABC text (a JSON string)")
             # The split rule counts 0-based *line numbers* of tunes.jsonl.
             tunes.append(RawTune(f"{path}:{lineno + 1}", lineno, abc))
         if not tunes:
@@ -142,15 +147,17 @@ def normalise_meter(value: str) -> str | None:
         return "2/2"
     if v.lower() in ("none", ""):
         return "none"
-    m = re.fullmatch(r"(\d+(?:\+\d+)*)/(\d+)", v)
-    return v if m else None
+    return v if meter_fraction(v) is not None else None
 
 
 def meter_fraction(meter: str) -> Fraction | None:
+    """'6/8' -> 3/4, '2+3/8' -> 5/8 (a bar in whole notes); None unless it is a meter of whole
+    numbers with a bar longer than zero ('1/0' and '0/4' are not meters)."""
     m = re.fullmatch(r"(\d+(?:\+\d+)*)/(\d+)", meter)
     if not m:
         return None
-    return Fraction(sum(int(n) for n in m.group(1).split("+")), int(m.group(2)))
+    beats, unit = sum(int(n) for n in m.group(1).split("+")), int(m.group(2))
+    return Fraction(beats, unit) if beats > 0 and unit > 0 else None
 
 
 def default_unit_length(meter: str) -> str:
@@ -160,8 +167,10 @@ def default_unit_length(meter: str) -> str:
 
 
 def normalise_unit(value: str) -> str | None:
+    """'1/8' -> '1/8'; None unless it is a note length longer than zero ('1/0', '0/8')."""
     v = strip_comment(value).replace(" ", "")
-    return v if re.fullmatch(r"1/\d+|\d+/\d+", v) else None
+    m = re.fullmatch(r"(\d+)/(\d+)", v)
+    return v if m and int(m.group(1)) > 0 and int(m.group(2)) > 0 else None
 
 
 def normalise_key(value: str) -> str | None:
@@ -264,16 +273,32 @@ class PreparedCorpus:
 
 
 def prepare_corpus(path: str, val_every: int = 20) -> PreparedCorpus:
-    """Canonical tunes split deterministically: index % val_every == 0 goes to validation."""
-    train, val, dropped = [], [], []
+    """Canonical tunes split deterministically: index % val_every == 0 goes to validation.
+
+    A run needs at least one tune on each side. When that rule leaves one side empty (a tiny
+    corpus: its first tune unusable, or only tunes at multiples of ``val_every`` usable), the
+    first usable tune alone is held out; a corpus of a single usable tune is refused, with that
+    reason.
+    """
+    usable, dropped = [], []
     for raw in read_tunes(path):
         tune = canonical_tune(raw.abc, raw.source)
         if tune is None:
             dropped.append(raw.source)
-            continue
-        (val if raw.index % val_every == 0 else train).append(tune)
-    if not train:
+        else:
+            usable.append((raw.index, tune))
+    if not usable:
         raise AbcInputError(f"{path}: no usable ABC tune (every tune lacked a K: line or music)")
+    if len(usable) == 1:
+        raise AbcInputError(
+            f"{path}: only one usable ABC tune ({len(dropped)} dropped without a K: line or "
+            "music); training needs at least two, one to learn from and one held out for "
+            f"validation (every {val_every}th tune, starting with the first, is held out)")
+    held_out = {i for i, _ in usable if i % val_every == 0}
+    if not held_out or len(held_out) == len(usable):  # tiny corpora: one tune on each side
+        held_out = {usable[0][0]}
+    train = [t for i, t in usable if i not in held_out]
+    val = [t for i, t in usable if i in held_out]
     return PreparedCorpus(train, val, dropped)
 
 

@@ -317,6 +317,7 @@ def read_midi(path: str, *, repair: bool = False) -> MidiSong:
     that junk.
     """
     import mido  # noqa: PLC0415 - keep `import apps.music.midi` cheap
+    from mido.midifiles.meta import KeySignatureError  # noqa: PLC0415
 
     path = os.fspath(path)
     try:
@@ -327,7 +328,8 @@ def read_midi(path: str, *, repair: bool = False) -> MidiSong:
     _check_chunks(path, data)
     try:
         mf = mido.MidiFile(file=io.BytesIO(data))
-    except (EOFError, OSError, ValueError, KeyError, IndexError, struct.error, TypeError) as exc:
+    except (EOFError, OSError, ValueError, KeyError, IndexError, struct.error, TypeError,
+            KeySignatureError) as exc:  # KeySignatureError: a key with 127 sharps
         problem, repaired = _diagnose(path, data)
         if repair and repaired is not None:
             try:
@@ -371,8 +373,16 @@ def _song_from_mido(path: str, mf) -> MidiSong:
     for tick, _, ti, _, msg in events:
         t = msg.type
         if t == "set_tempo":
+            if msg.tempo <= 0:
+                raise MidiError(f"{path}: track {ti}: a tempo of {msg.tempo} microseconds per "
+                                f"beat at beat {tick / tpb:g} (a beat must take some time): "
+                                "corrupt tempo event")
             tempos.append((tick / tpb, 60e6 / msg.tempo))
         elif t == "time_signature":
+            if msg.numerator < 1:
+                raise MidiError(f"{path}: track {ti}: time signature "
+                                f"{msg.numerator}/{msg.denominator} at beat {tick / tpb:g} has "
+                                "no beats in a bar: corrupt time-signature event")
             sigs.append((tick / tpb, int(msg.numerator), int(msg.denominator)))
         elif t == "program_change":
             program[msg.channel] = int(msg.program)
