@@ -11,12 +11,14 @@ and for the ``run`` command samples.abc and sample_NN.mid.
 from __future__ import annotations
 
 import os
+import shutil
 import time
 from dataclasses import asdict
 
 from tqdm import tqdm
 
 import nnscratch as nn
+from apps.common.errors import InputError, rebuild_from
 from apps.common.interrupt import DeferredInterrupt
 from apps.common.runs import (
     RUNS_ROOT,
@@ -353,7 +355,8 @@ def train(args, log=print) -> dict:
     """The ``train`` command's work; returns the summary written to summary.json."""
     if args.resume:
         ck = nn.load_checkpoint(args.resume)
-        hp = ck.config["hp"]
+        hp = rebuild_from(args.resume, ck.config, lambda c: dict(c["hp"]), "ABC LSTM",
+                          needs=("hp", "model", "vocab"))
         run_dir = args.out or os.path.dirname(os.path.abspath(args.resume))
         data_dir = ck.config.get("data_dir") or os.path.join(run_dir, "data")
         if not os.path.exists(os.path.join(data_dir, "train.txt")):
@@ -364,10 +367,16 @@ def train(args, log=print) -> dict:
         # the folder itself is made by the Trainer: bad data leaves no empty run folder behind
         run_dir = args.out or os.path.join(RUNS_ROOT, timestamp())
         data_dir = args.data_dir or os.path.join(run_dir, "data")
-        if not args.data_dir:
+    new_run = not os.path.exists(run_dir)
+    try:
+        if not args.resume and not args.data_dir:
             prepare(args.data or default_data_path(), data_dir, log)
-    train_text, val_text, vocab = load_prepared(data_dir)
-    trainer = Trainer(run_dir, train_text, val_text, vocab, hp, log, data_dir=data_dir)
+        train_text, val_text, vocab = load_prepared(data_dir)
+        trainer = Trainer(run_dir, train_text, val_text, vocab, hp, log, data_dir=data_dir)
+    except InputError:
+        if new_run and os.path.isdir(run_dir):   # refused before training: leave no debris
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
     if args.resume:
         trainer.restore(args.resume)
         log(f"resumed from {args.resume} at step {trainer.step}")

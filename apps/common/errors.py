@@ -31,3 +31,21 @@ def describe(exc: BaseException) -> str:
         where = f": {exc.filename}" if exc.filename else ""
         return f"{what}{where}" if exc.strerror else str(exc) or what
     return str(exc) or type(exc).__name__
+
+
+def rebuild_from(path: str, config: dict, build, what: str, needs: tuple = ()):
+    """``build(config)``: the model an app's checkpoint describes, or a CheckpointError.
+
+    A checkpoint of another app (missing one of ``needs``) or with a damaged config (a build that
+    raises KeyError, TypeError or ValueError) is the checkpoint's fault, not a bug: the error
+    names the file and what is wrong, and the CLI prints it as one line.
+    """
+    missing = [k for k in needs if k not in config]
+    if missing:
+        raise CheckpointError(f"{path}: not a {what} checkpoint (its config has no "
+                              f"{', '.join(repr(k) for k in missing)})")
+    try:
+        return build(config)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"{path}: damaged {what} checkpoint: its config cannot rebuild "
+                              f"the model ({type(exc).__name__}: {exc})") from None

@@ -8,6 +8,7 @@ the sampler during generation.
 from __future__ import annotations
 
 import nnscratch as nn
+from apps.common.errors import rebuild_from
 from nnscratch.layers.dropout import Dropout
 from nnscratch.layers.lstm import LSTM
 
@@ -61,7 +62,9 @@ def config_of(model: MelodyLSTM, vocab: Vocab, **extra) -> dict:
 def load_model(path: str) -> tuple:
     """(model, vocab, checkpoint) from a ``model.npz`` / ``best.npz`` written by training."""
     ck = nn.load_checkpoint(path)
-    c = ck.config
-    model = MelodyLSTM(len(c["vocab"]), c["hidden"], c["dropout"])
+    model, vocab = rebuild_from(
+        path, ck.config, lambda c: (MelodyLSTM(len(c["vocab"]), c["hidden"], c["dropout"]),
+                                    Vocab(c["vocab"])),
+        "melody LSTM", needs=("vocab", "hidden", "dropout"))
     model.load_state_dict(ck.model)
-    return model, Vocab(c["vocab"]), ck
+    return model, vocab, ck

@@ -5,6 +5,7 @@ fuses the softmax over the 88 keys with the log-loss). The most probable key is 
 from __future__ import annotations
 
 import nnscratch as nn
+from apps.common.errors import rebuild_from
 
 from .data import N_KEYS, n_features
 
@@ -25,6 +26,7 @@ def load_model(path: str) -> tuple:
     """(model, config, checkpoint) from a ``model.npz`` written by training."""
     ck = nn.load_checkpoint(path)
     cfg = ck.config
-    model = build_model(cfg["context"], cfg["hidden"])
+    model = rebuild_from(path, cfg, lambda c: build_model(c["context"], c["hidden"]),
+                         "next-note MLP", needs=("context", "hidden"))
     model.load_state_dict(ck.model)
     return model, cfg, ck

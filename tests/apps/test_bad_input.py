@@ -324,3 +324,15 @@ def test_a_wav_header_with_an_absurd_sample_rate_is_refused_before_resampling(tm
     sf.write(path, np.linspace(-0.5, 0.5, 800), rate, subtype="PCM_16")
     with pytest.raises(AudioError, match=f"a sample rate of {rate} Hz, outside the 1000-384000"):
         read_wav(path, sr=16000)
+
+
+def test_a_refused_train_leaves_no_run_folder(tmp_path, capsys):
+    from apps import abc_lstm  # noqa: PLC0415
+
+    two = tmp_path / "two.abc"
+    two.write_text("X:1\nM:4/4\nL:1/8\nK:G\nABcd efga|\n\nX:2\nM:4/4\nL:1/8\nK:G\nGABc defg|\n")
+    out = tmp_path / "run"
+    assert abc_lstm.main(["train", "--data", str(two), "--out", str(out), "--seq", "100000",
+                          "--quiet"]) == 2
+    assert "fewer than a window" in capsys.readouterr().err
+    assert not out.exists()

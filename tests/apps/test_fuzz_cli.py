@@ -385,8 +385,6 @@ def test_digits_train_and_evaluate_stop_before_the_features_or_refuse(inputs, bu
     check()
 
 
-@pytest.mark.xfail(strict=True, reason="a checkpoint of another app (no 'hp' in its config) "
-                   "ends in a KeyError traceback in apps/abc_tunes/train.py train(); issue 22")
 def test_abc_resume_from_a_foreign_checkpoint_is_one_error_line(inputs, capsys, tmp_path,
                                                                 monkeypatch):
     from apps import abc_lstm
@@ -418,18 +416,7 @@ FILE_CASES = {
 }
 FILE_KINDS = ["missing", "text", "folder", "abc_ckpt", "digits_ckpt", "truncated"]
 ONLY_FILES = {"mlp_demo --out"}  # a missing or empty folder is a fine place for a run
-_FOREIGN = ("a checkpoint of another app (no '{key}' in its config) ends in a KeyError "
-            "traceback in {where}; issue 22, reported to the app's owner")
-XFAIL_FILES = {
-    ("melody_lstm generate", "abc_ckpt"): _FOREIGN.format(
-        key="hidden", where="apps/melody/lstm_model.py"),
-    ("melody_lstm generate", "digits_ckpt"): _FOREIGN.format(
-        key="vocab", where="apps/melody/lstm_model.py"),
-    ("next_note_mlp generate", "abc_ckpt"): _FOREIGN.format(
-        key="context", where="apps/next_note/model.py"),
-    ("next_note_mlp generate", "digits_ckpt"): _FOREIGN.format(
-        key="context", where="apps/next_note/model.py"),
-}
+XFAIL_FILES: dict = {}  # (case, kind or None) -> reason, for a failure not fixed yet
 
 
 @pytest.mark.parametrize("case,kind", [(c, k) for c in sorted(FILE_CASES) for k in FILE_KINDS
