@@ -24,7 +24,14 @@ import numpy as np
 if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from benchmarks._common import emit_json, machine, parser, print_table, setup_device  # noqa: E402
+from benchmarks._common import (  # noqa: E402
+    emit_json,
+    machine,
+    parser,
+    print_table,
+    setup_device,
+    torch_precision,
+)
 
 
 def torch_model_from(ours, torch, device):
@@ -132,6 +139,8 @@ def main(argv=None) -> int:
 
     import torch
 
+    precision = torch_precision()  # both engines in plain FP32
+
     from apps.abc_tunes.data import default_data_path, load_prepared, prepare
     from apps.abc_tunes.train import PRESETS, Trainer
 
@@ -173,6 +182,7 @@ def main(argv=None) -> int:
           f"time {time_ratio:.3f}"]],
         ["engine", "val CE (nats/char)", "val accuracy", "train tokens/s"])
     emit_json({"bench": "abc_lstm_vs_torch", "device": args.device, "preset": args.preset,
+               **precision,
                "steps": args.steps, "nnscratch_val_ce": round(ours_val[0], 5),
                "torch_val_ce": round(torch_val[0], 5), "nnscratch_val_acc": round(ours_val[1], 5),
                "torch_val_acc": round(torch_val[1], 5), "ce_ratio": round(ce_ratio, 5),

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import os
 
-import mido
-
 from apps.music.abc_eval import abc_to_midi, check_abc
 from apps.music.render import render_hint, render_wav
 from apps.music.score import INSTALL_HINT as SCORE_HINT
@@ -26,6 +24,8 @@ from .page import TunePage, write_index
 
 def _midi_opens(path: str) -> str | None:
     """None when mido reads the file back with at least one note, else the reason."""
+    import mido  # noqa: PLC0415 - loaded when there is MIDI to check (not on a GPU box)
+
     try:
         mf = mido.MidiFile(path)
     except (OSError, ValueError, EOFError) as exc:

@@ -215,7 +215,7 @@ class Trainer:
                     "data_dir": self.data_dir},
             extra={"step": self.step, "elapsed": self.elapsed, "wall": self.wall,
                    "best_val": self.best_val, "sampler": self.sampler.state(),
-                   "rng": nn.get_rng("cpu").get_state(), "plateau": self.plateau.state_dict(),
+                   "rng": nn.backend.rng_state(), "plateau": self.plateau.state_dict(),
                    "cosine": self.cosine.state_dict(), "early": self.early.state_dict()},
             arrays=({"carry_h": nn.to_cpu(self.carry[0]), "carry_c": nn.to_cpu(self.carry[1])}
                     if self.carry is not None else None))
@@ -226,7 +226,7 @@ class Trainer:
         ex = ck.extra
         self.step, self.elapsed, self.best_val = ex["step"], ex["elapsed"], ex["best_val"]
         self.sampler.set_state(ex["sampler"])
-        nn.get_rng("cpu").set_state(ex["rng"])
+        nn.backend.set_rng_state(ex["rng"])
         self.plateau.load_state_dict(ex["plateau"])
         self.early.load_state_dict(ex["early"])
         self.wall = ex.get("wall", self.elapsed)

@@ -21,7 +21,6 @@ import math
 import os
 
 import numpy as np
-import soundfile as sf
 from scipy.signal import resample_poly
 
 from apps.common.errors import InputError
@@ -46,6 +45,8 @@ def read_wav(path, sr: int | None = None, downmix: bool = False,
     Returns (y, sr): y of shape (L,) in ``dtype``, values in [-1, 1]; sr the rate of y.
     Raises AudioError (see the module docstring).
     """
+    import soundfile as sf  # noqa: PLC0415 - libsndfile is needed only to read or write files
+
     path = os.fspath(path)
     if not os.path.exists(path):
         raise AudioError(f"{path}: no such file")
@@ -103,6 +104,8 @@ def write_wav(path, y, sr: int, subtype: str = "PCM_16") -> str:
         raise AudioError(f"{path}: refusing to write an empty signal")
     if not np.all(np.isfinite(y)):
         raise AudioError(f"{path}: the signal holds NaN or infinite values")
+    import soundfile as sf  # noqa: PLC0415 - libsndfile is needed only to read or write files
+
     folder = os.path.dirname(os.path.abspath(os.fspath(path)))
     os.makedirs(folder, exist_ok=True)
     sf.write(os.fspath(path), np.clip(y, -1.0, 1.0), int(sr), subtype=subtype)

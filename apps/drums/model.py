@@ -263,7 +263,8 @@ class DrumVAE(nn.Layer):
         if self.training and self.cfg.input_dropout > 0 and nn.is_grad_enabled():
             # "word dropout" (Bowman et al. 2016): hide whole previous steps, so the decoder
             # must lean on c_u (hence on z) and copes with its own errors when free-running
-            keep = nn.get_rng().random((B, T, 1), dtype=dtype) >= self.cfg.input_dropout
+            keep = nn.get_rng(nn.backend.device_of(hvo)).random((B, T, 1), dtype=dtype) \
+                >= self.cfg.input_dropout
             prev = prev * keep
         d = xp_.concatenate([prev.reshape(B, U, S, HVO), _tile_steps(c, S)], axis=-1)
         y, _ = self.decoder(d.reshape(B * U, S, -1), (h0, c0))                     # (8)

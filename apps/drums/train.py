@@ -122,7 +122,7 @@ class Trainer:
             config={"app": APP, "task": self.task.kind, "model": self.model.cfg.to_json(),
                     "hp": self.hp, "roll_mode": self.task.roll_mode},
             extra={"state": self.state, "history": self.history,
-                   "rng": nn.get_rng("cpu").get_state(), "early": self.early.state_dict()},
+                   "rng": nn.backend.rng_state(), "early": self.early.state_dict()},
             arrays=self.extra_arrays)
         return path
 
@@ -130,7 +130,7 @@ class Trainer:
         ck = nn.load_checkpoint(path, self.model, self.opt)
         self.state = ck.extra["state"]
         self.history = ck.extra["history"]
-        nn.get_rng("cpu").set_state(ck.extra["rng"])
+        nn.backend.set_rng_state(ck.extra["rng"])
         self.early.load_state_dict(ck.extra["early"])
 
     # -- one step --------------------------------------------------------------------------------

@@ -118,9 +118,51 @@ def _next_note():
     return model, step
 
 
+def _digits():
+    from apps.digits.model import HParams, as_input, build_model  # noqa: PLC0415
+
+    hp = HParams(model="cnn", channels=(4, 6), dense=8, dropout=0.0)
+    model = build_model(hp, (12, 16), 10)
+    rng = np.random.default_rng(5)
+    x = as_input(hp, rng.standard_normal((4, 12, 16)).astype(np.float32))
+    y = rng.integers(0, 10, 4)
+
+    def step(m, xp):
+        loss_fn = nn.SoftmaxCrossEntropyLoss()
+        loss = loss_fn(m(xp.asarray(x)), xp.asarray(y))
+        m.backward(loss_fn.backward())
+        return loss
+
+    return model, step
+
+
+def _voice(kind, n_classes):
+    def make():
+        from apps.voice.model import AELoss, SpectrogramAE  # noqa: PLC0415
+
+        model = SpectrogramAE(shape=(16, 16), latent=3, kind=kind, variational=True,
+                              n_classes=n_classes, channels=(4, 6, 6), hidden=16,
+                              dense_hidden=(32, 16))
+        rng = np.random.default_rng(6)
+        x = rng.random((3, 16, 16)).astype(np.float32)
+        c = np.eye(max(n_classes, 1), dtype=np.float32)[rng.integers(0, max(n_classes, 1), 3)]
+        eps = rng.standard_normal((3, 3)).astype(np.float32)
+
+        def step(m, xp):
+            loss_fn = AELoss(variational=True, lam=10.0)
+            out = m(xp.asarray(x), xp.asarray(c) if n_classes else None, eps=xp.asarray(eps))
+            loss, _ = loss_fn(out, xp.asarray(x))
+            m.backward(loss_fn.backward())
+            return loss
+
+        return model, step
+    return make
+
+
 APPS = {"abc_tunes": _abc, "drums": _drums, "melody_lstm": _melody_lstm,
         "melody_vae_mlp": _melody_vae("mlp"), "melody_vae_seq": _melody_vae("seq"),
-        "next_note": _next_note}
+        "next_note": _next_note, "digits_cnn": _digits, "voice_conv_vae": _voice("conv", 0),
+        "voice_dense_cvae": _voice("dense", 10)}
 
 
 @pytest.mark.parametrize("device", DEVICES)

@@ -327,7 +327,7 @@ def test_torch_precision_turns_tf32_off():
         torch_precision()
 
 
-@pytest.mark.parametrize("script", ["mlp.py", "lstm.py", "conv.py"])
+@pytest.mark.parametrize("script", ["mlp.py", "lstm.py", "conv.py", "abc_reference_torch.py"])
 def test_benchmarks_compare_with_torch_through_torch_precision(script):
     with open(os.path.join(ROOT, "benchmarks", script)) as f:
         src = f.read()
