@@ -377,11 +377,15 @@ def _executor(workers: int) -> ThreadPoolExecutor:
 def parallel_for(body, n_items: int, workers: int) -> None:
     """``body(worker, lo, hi)`` on ``workers`` contiguous slices [lo, hi) of range(n_items): the
     calling thread takes the first, pool threads the others; returns when all are done (and
-    re-raises the first error). BLAS runs on one thread per worker meanwhile. ``body`` should
-    spend its time in code that releases the GIL."""
-    workers = max(1, min(workers, n_items))
-    if workers == 1:
-        body(0, 0, n_items)
+    re-raises the first error). Each worker's BLAS calls run on one thread: the work is split
+    here, not inside each GEMM (whose hand-off between threads costs more than a small GEMM).
+    With fewer items than workers, the caller runs them all and BLAS may use ``workers``
+    threads. ``body`` should spend its time in code that releases the GIL (numba ``nogil``
+    kernels, NumPy's BLAS calls)."""
+    workers = max(1, workers)
+    if workers == 1 or n_items < workers:
+        with limit(workers):
+            body(0, 0, n_items)
         return
     bounds = [n_items * w // workers for w in range(workers + 1)]
     with limit(1):

@@ -11,12 +11,13 @@ input gradient (the col2im and one of the three products), and returns None.
 from __future__ import annotations
 
 from .. import init as initializers
+from .. import threads
 from ..functions.base import Context
 from ..functions.conv import Conv1D as Conv1DFn
 from ..functions.conv import Conv2D as Conv2DFn
 from ..functions.conv import Conv2DTranspose as Conv2DTransposeFn
 from ..functions.conv import _pair, conv_output_size, conv_pads, conv_transpose_output_size
-from .base import Layer, Parameter
+from .base import Layer, Parameter, is_grad_enabled
 
 
 def _init_params(layer, shape, fan_in, bias, init):
@@ -49,7 +50,10 @@ class _ConvBase(Layer):
 
     def forward(self, x):
         self._check(x)
-        ctx = Context(needs_input_grad=(self.input_grad, True, True))
+        threads.update()  # the BLAS thread policy: re-checks the load at most every few seconds
+        # under no_grad() no gradient is wanted: the function then keeps nothing for backward
+        needs = (self.input_grad, True, True) if is_grad_enabled() else (False, False, False)
+        ctx = Context(needs_input_grad=needs)
         try:
             y = self.fn.forward(ctx, x, self.weight.data,
                                 None if self.bias is None else self.bias.data, **self._options())

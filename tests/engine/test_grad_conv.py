@@ -1,9 +1,11 @@
 """Gradient checks of the convolution, pooling, upsampling and reshape functions and layers.
 
 float64 five-point central differences (nnscratch.testing), worst relative error <= 1e-6, on
-shapes, strides, paddings and kernel sizes drawn by hypothesis (odd sizes included). Also: the
-numba im2col/col2im kernels against the plain NumPy path (float32, non-contiguous inputs), shape
-errors that name the layer, the input_grad switch, and the double-backward guard.
+shapes, strides, paddings and kernel sizes drawn by hypothesis (odd sizes included); the
+convolutions on both their paths (the CPU fast path and the plain one; the fast path is also
+compared with the plain one directly in test_conv_fast_paths.py). Also: numba max pooling
+against the plain NumPy path (float32, non-contiguous inputs), shape errors that name the layer,
+the input_grad switch, and the double-backward guard.
 """
 from __future__ import annotations
 
@@ -118,22 +120,34 @@ def pool_cases(draw, ndim=2):
 # ----------------------------------------------------------------------------------------------
 # Functions
 # ----------------------------------------------------------------------------------------------
+CONV_PATHS = pytest.mark.parametrize("fused", ["1", "0"], ids=["fast-path", "plain-path"])
+
+
+def _check_conv(fn, inputs, opts, fused):
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("NNSCRATCH_FUSED", fused)
+        check_backward(fn, inputs, opts)
+
+
+@CONV_PATHS
 @given(case=conv2d_cases())
-def test_conv2d_function_gradients(case):
+def test_conv2d_function_gradients(fused, case):
     x, w, b, opts = case
-    check_backward(C.Conv2D, [x, w, b], opts)
+    _check_conv(C.Conv2D, [x, w, b], opts, fused)
 
 
+@CONV_PATHS
 @given(case=conv1d_cases())
-def test_conv1d_function_gradients(case):
+def test_conv1d_function_gradients(fused, case):
     x, w, b, opts = case
-    check_backward(C.Conv1D, [x, w, b], opts)
+    _check_conv(C.Conv1D, [x, w, b], opts, fused)
 
 
+@CONV_PATHS
 @given(case=conv_transpose_cases())
-def test_conv2d_transpose_function_gradients(case):
+def test_conv2d_transpose_function_gradients(fused, case):
     x, w, b, opts = case
-    check_backward(C.Conv2DTranspose, [x, w, b], opts)
+    _check_conv(C.Conv2DTranspose, [x, w, b], opts, fused)
 
 
 @given(case=pool_cases(), data=st.data())

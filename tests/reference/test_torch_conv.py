@@ -1,7 +1,8 @@
 """Parity with PyTorch (CPU): conv1d, conv2d, conv_transpose2d, max/avg pooling, nearest upsampling.
 
 Weights are copied across; outputs and every gradient (input, weight, bias) must match to
-rtol 1e-6 in float64, and 1e-4 in float32. Skipped only when torch is not installed.
+rtol 1e-6 in float64, and 1e-4 in float32. The convolutions run on both their paths (the CPU fast
+path and the plain one). Skipped only when torch is not installed.
 """
 from __future__ import annotations
 
@@ -44,6 +45,13 @@ def rng():
     return np.random.default_rng(7)
 
 
+@pytest.fixture(params=["1", "0"], ids=["fast-path", "plain-path"])
+def conv_path(request, monkeypatch):
+    """NNSCRATCH_FUSED=1 (the CPU fast path, numba) or 0 (the plain NumPy path)."""
+    monkeypatch.setenv("NNSCRATCH_FUSED", request.param)
+    return request.param
+
+
 CONV2D_CASES = [
     # (N, C_in, H, W, C_out, kernel, stride, padding)
     (2, 3, 9, 8, 4, 3, 1, 0),
@@ -59,7 +67,7 @@ CONV2D_CASES = [
 
 @pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel")
 @pytest.mark.parametrize("case", CONV2D_CASES, ids=lambda c: "-".join(map(str, c)))
-def test_conv2d_matches_torch(case, rng):
+def test_conv2d_matches_torch(case, rng, conv_path):
     N, Cin, H, W, Cout, k, s, p = case
     layer = Conv2D(Cin, Cout, k, stride=s, padding=p).to(dtype=np.float64)
     layer.bias.data = rng.normal(size=Cout)
@@ -71,7 +79,7 @@ def test_conv2d_matches_torch(case, rng):
 @pytest.mark.parametrize("case", [(2, 3, 20, 4, 3, 1, 0), (2, 3, 21, 4, 5, 2, 2),
                                   (1, 1, 9, 2, 4, 1, "same"), (3, 2, 12, 3, 3, 3, 1)],
                          ids=lambda c: "-".join(map(str, c)))
-def test_conv1d_matches_torch(case, rng):
+def test_conv1d_matches_torch(case, rng, conv_path):
     N, Cin, L, Cout, k, s, p = case
     layer = Conv1D(Cin, Cout, k, stride=s, padding=p).to(dtype=np.float64)
     layer.bias.data = rng.normal(size=Cout)
@@ -88,7 +96,7 @@ def test_conv1d_matches_torch(case, rng):
     (1, 2, 3, 4, 3, (3, 2), (3, 2), (1, 0), (2, 1)),
     (2, 1, 5, 3, 2, 5, 3, 2, 0),
 ], ids=lambda c: "-".join(map(str, c)))
-def test_conv_transpose2d_matches_torch(case, rng):
+def test_conv_transpose2d_matches_torch(case, rng, conv_path):
     N, Cin, H, W, Cout, k, s, p, op = case
     layer = Conv2DTranspose(Cin, Cout, k, stride=s, padding=p, output_padding=op)
     layer.to(dtype=np.float64)
@@ -151,14 +159,14 @@ def test_flatten_matches_torch(rng):
     _run_layer_vs_torch(Flatten(), lambda xt: torch.flatten(xt, 1), x, rng)
 
 
-def test_conv2d_float32_matches_torch(rng):
+def test_conv2d_float32_matches_torch(rng, conv_path):
     layer = Conv2D(3, 8, 3, padding=1)
     x = rng.normal(size=(4, 3, 16, 12)).astype(np.float32)
     _run_layer_vs_torch(layer, lambda xt, w, b: F.conv2d(xt, w, b, padding=1), x, rng,
                         params=(layer.weight, layer.bias), rtol=1e-4, atol=1e-4)
 
 
-def test_small_cnn_matches_torch(rng):
+def test_small_cnn_matches_torch(rng, conv_path):
     """The digit CNN's shape end to end: conv, relu, pool, conv, relu, pool, flatten, dense."""
     import nnscratch as nn
 

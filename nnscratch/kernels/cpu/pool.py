@@ -1,4 +1,4 @@
-"""numba kernels for max pooling (the convolution and pooling layers' CPU fast paths).
+"""numba kernels for max pooling (the pooling layers' CPU fast path).
 
 Equation numbers refer to docs/derivations/pool.md and match the plain NumPy path in
 ``nnscratch/functions/pool.py`` (``MaxPool2D``), which the tests compare these kernels against
@@ -10,10 +10,7 @@ float32, forward / forward + backward): x (64, 16, 50, 50), 2x2 windows: plain 1
 numba 4.9 / 6.9 ms; x (32, 64, 32, 32), 3x3 windows, stride 2, padding 1: 23.4 / 34.8 ms
 against 10.1 / 11.6 ms.
 
-Why im2col and col2im have none: numba versions were written and measured, and lost to the
-plain NumPy path once the columns were laid out for one GEMM per batch, (C*kh*kw, N*OH*OW),
-where NumPy's copy of the ``as_strided`` view moves contiguous runs: x (64, 16, 25, 25), 3x3,
-padding 1: im2col 4.8 ms (numba) against 2.2 ms (NumPy), col2im 6.0 against 4.7 ms.
+The convolutions' im2col and col2im kernels live in conv.py beside this module.
 
 Serial, not ``parallel=True``: numba's worker threads fight OpenBLAS's for the two cores (as for
 the Adam kernel in optim.py).
