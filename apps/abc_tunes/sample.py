@@ -142,6 +142,13 @@ def sample_tunes(checkpoint: str, out_dir: str, n: int, temperature: float, prim
     return report
 
 
+def _rounded(value, digits: int):
+    """A figure for the page: ``digits`` decimals (an int for 0), None kept as None."""
+    if value is None:
+        return None
+    return int(round(value)) if digits == 0 else round(float(value), digits)
+
+
 def page_figures(trained: dict, ck, temperature: float, meter_aware: bool, stats: dict) -> dict:
     """The figures index.html shows above the tunes: the training run's and the sampling's."""
     hp = ck.config.get("hp", {})
@@ -149,10 +156,11 @@ def page_figures(trained: dict, ck, temperature: float, meter_aware: bool, stats
     if trained:
         figures.update({
             "training steps": trained.get("steps"),
-            "validation cross-entropy (nats/char)": trained.get("best_val_cross_entropy"),
-            "validation accuracy": trained.get("val_accuracy"),
-            "training time (s)": trained.get("train_seconds"),
-            "tokens per second": trained.get("tokens_per_s")})
+            "validation cross-entropy (nats/char)": _rounded(
+                trained.get("best_val_cross_entropy"), 4),
+            "validation accuracy": _rounded(trained.get("val_accuracy"), 4),
+            "training time (s)": _rounded(trained.get("train_seconds"), 0),
+            "tokens per second": _rounded(trained.get("tokens_per_s"), 0)})
     if hp:
         figures["model"] = (f"{hp.get('layers')} x LSTM {hp.get('hidden')}, embedding "
                             f"{hp.get('embedding')} ({hp.get('preset')} preset)")

@@ -52,7 +52,16 @@ NOTE_LETTERS = frozenset("ABCDEFGabcdefg")
 RESTS = frozenset("zx")
 ACCIDENTALS = frozenset("^_=")
 OCTAVE_MARKS = frozenset("',")
+_RESETS_IDLE = NOTE_LETTERS | RESTS | ACCIDENTALS | frozenset("[|:Z")
 SUFFIX_CHARS = frozenset("0123456789/")
+#: marks that take no time and carry no note: staccato, roll, slurs, tie, the openings of a
+#: chord symbol, grace group and decoration, and the decoration letters. At most MAX_IDLE_RUN of
+#: them between two notes (or barlines): 22 of the training tunes' 90,000 runs are longer (4
+#: or 5), and a longer run is how sampling escapes a bar it cannot end ("(({c}T((.{B}...")
+IDLE_CHARS = frozenset('.~()-"{!+HIJKLMNOPQRSTUVWXYuv')
+MAX_IDLE_RUN = 4
+#: the fields a line of the tune's body may set (the only ones the training tunes use there)
+BODY_FIELDS = frozenset("KLM")
 PLAIN = "|"
 # tuplet (p: p notes in the time of q (ABC 2.1, section 4.13); 0: q depends on the meter
 _TUPLET_Q = {2: 3, 3: 2, 4: 3, 5: 0, 6: 2, 7: 0, 8: 3, 9: 0}
@@ -128,6 +137,8 @@ class BarTracker:
     tuplet_text: str = ""            # "(3:2" being read
     tuplet_left: int = 0
     tuplet_factor: Fraction = Fraction(1)
+    idle_run: int = 0                # ".~()" read in a row (no note between): capped
+    multirest: bool = False          # "Z" just read: digits may follow ("Z4": four bars)
     bracket: bool = False            # "[" read: chord, inline field, "[|" or an ending "[1"
     inline: str = ""
     barline: str = ""                # the barline being written
@@ -156,6 +167,7 @@ class BarTracker:
                 None if n is None else (n.base, n.suffix, n.letter), self.chord, self.chord_first,
                 None if c is None else (c.base, c.suffix, c.letter), self.broken_run,
                 self.next_factor, self.tuplet_text, self.tuplet_left, self.tuplet_factor,
+                self.idle_run, self.multirest,
                 self.bracket, self.inline if self.mode == "inline" else "", self.barline,
                 self.left, self.closed_bars > 0, self.must_end, self.broken,
                 self.line if self.mode == "field" or not self.in_body else "")
@@ -186,6 +198,8 @@ class BarTracker:
             held, self.held = self.held, ""
             if ch == ":":
                 self.mode = "field"
+                if held not in BODY_FIELDS:
+                    self.broken = True  # "B:|": music21 reads it as notes, not a field
                 return
             self._music(held)
         elif first and ch.isalpha() and self.mode == "music" and not self.barline \
@@ -211,6 +225,8 @@ class BarTracker:
         if self.held:
             held, self.held = self.held, ""
             self._music(held)
+        if self.tuplet_text or self.tuplet_left:
+            self.broken = True          # a tuplet left open at a line end ("(3" then a newline)
         if self.mode in ("comment", "quote", "deco", "plus", "inline"):
             self.mode = "music"         # none of these runs across a line end
         self._close_pending()
@@ -273,11 +289,12 @@ class BarTracker:
                 return
             self._close_barline()
         if self.tuplet_text:
-            if ch.isdigit() or ch == ":":
+            if self._tuplet_continues(ch):
                 self.tuplet_text += ch
                 return
             self._start_tuplet()
         note = self.chord_note if self.chord is not None else self.note
+        after_note = note is not None and note.letter
         if note is not None:
             if ch in OCTAVE_MARKS and not note.suffix:
                 return
@@ -291,12 +308,27 @@ class BarTracker:
                 return
             self._close_pending()
         if ch in "><" and self.chord is None:
+            if not (after_note or self.broken_run):
+                self.broken = True      # music21 reads ">" as broken rhythm only after a note
+                return
             self._broken_rhythm(ch)
             return
         self.broken_run = ""
         self._token(ch)
 
     def _token(self, ch: str) -> None:
+        multirest, self.multirest = self.multirest, False
+        if ch in SUFFIX_CHARS:
+            if not (multirest and ch.isdigit()):
+                self.broken = True      # a length with no note before it ('"D7"/2', "-/2")
+            self.multirest = multirest
+            return
+        if ch in IDLE_CHARS:
+            self.idle_run += 1
+            if self.idle_run > MAX_IDLE_RUN:
+                self.broken = True      # "(({c}T((.": marks piling up, no music
+        elif ch in _RESETS_IDLE:
+            self.idle_run = 0
         if ch in NOTE_LETTERS or ch in RESTS or ch in ACCIDENTALS:
             letter = ch not in ACCIDENTALS
             if self.chord is not None:
@@ -315,6 +347,7 @@ class BarTracker:
         elif ch == "Z":                 # a multi-bar rest fills the bar
             if self.bar is not None:
                 self.fill = max(self.fill, self.bar)
+            self.multirest = True
         elif ch == "(":
             self.tuplet_text = "("
         else:
@@ -370,11 +403,37 @@ class BarTracker:
         if self.bar is not None and self.fill > self.bar:
             self.broken = True
 
+    def _tuplet_continues(self, ch: str) -> bool:
+        """Does ``ch`` continue the tuplet mark "(p:q:r" being read? p, q and r are one digit
+        each (2-9 for p, 1-9 for q and r), q and r optional: "(3", "(3:2", "(3::2", "(3:2:3".
+        Anything else ends the mark ("(" alone is a slur)."""
+        parts = self.tuplet_text[1:].split(":")
+        if ch == ":":
+            return parts[0] != "" and len(parts) < 3
+        if not ch.isdigit():
+            return False
+        if len(parts) == 1:
+            return parts[0] == "" and ch in "23456789"
+        return parts[-1] == "" and ch != "0"
+
+    def _tuplet_least(self) -> Fraction:
+        """For the tuplet mark "(p:q:r" still being written: the least total factor its notes
+        can take, r_min * q_min / p (r may still be written as 1, q as 1)."""
+        parts = self.tuplet_text[1:].split(":")
+        p = int(parts[0])
+        q = 1 if len(parts) < 2 or parts[1] == "" and len(parts) == 2 else \
+            int(parts[1]) if parts[1] else (_TUPLET_Q.get(p) or 2)
+        r = int(parts[2]) if len(parts) == 3 and parts[2] else 1
+        return Fraction(r * q, p)
+
     def _start_tuplet(self) -> None:
         text, self.tuplet_text = self.tuplet_text, ""
         m = re.fullmatch(r"\((\d+)(?::(\d*))?(?::(\d*))?", text)
         if not m:
             return                      # "(" then something else: a slur
+        if self.tuplet_left:
+            self.broken = True          # "(3(3": a tuplet inside one not yet complete
+            return
         p = int(m.group(1))
         q = int(m.group(2)) if m.group(2) else _TUPLET_Q.get(p, 0)
         if q == 0:
@@ -403,6 +462,8 @@ class BarTracker:
         if not mark:
             return
         self._close_pending()
+        if self.tuplet_left:
+            self.broken = True          # a tuplet across a barline: music21 reads it otherwise
         # "|1" and ":|2" close the bar with "|" / ":|" and open the ending "[1" / "[2"
         opens = mark
         if mark[-1].isdigit() and not mark.startswith("["):
@@ -430,13 +491,26 @@ class BarTracker:
         """Can the text so far still be completed with every bar fitting the meter?"""
         if self.broken:
             return False
-        if self.bar is None or not self.in_body or self.held:
-            return True                 # no meter, header, or a letter that may start a field
+        if self.bar is None or not self.in_body:
+            return True                 # no meter, or the header
+        if self.held:                   # a letter starting a line: a field only if K:, L:, M:
+            if self.held in BODY_FIELDS:
+                return True
+            t = self.copy()
+            held, t.held = t.held, ""
+            t._music(held)
+            return t.feasible()
         n = self.note
         if n is not None and self.fill + n.base * _MIN_REACHABLE[n.suffix] > self.bar:
             return False                # the open note cannot get short enough
         if self.chord is not None and self.fill >= self.bar:
             return False
+        shortest = (self.unit or Fraction(1, 8)) * _MIN_REACHABLE[""]
+        if self.tuplet_left and self.fill + self.tuplet_left * self.tuplet_factor * shortest \
+                > self.bar:
+            return False                # the tuplet's notes cannot all fit in this bar
+        if len(self.tuplet_text) > 1 and self.fill + self._tuplet_least() * shortest > self.bar:
+            return False                # a tuplet mark being written, and no room for its notes
         b = self.barline
         if b and 0 < self.fill < self.bar and self.closed_bars and self.left == PLAIN:
             # a short bar: its closing barline must not stay a plain "|". A "|" may still
