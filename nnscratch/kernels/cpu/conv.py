@@ -18,20 +18,6 @@ from __future__ import annotations
 import numba
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
-def _valid_range(j, pl, sw, W, OW):
-    """The output columns [lo, hi) whose input column ow * sw + j - pl lies inside [0, W)."""
-    lo = 0
-    if j < pl:
-        lo = (pl - j + sw - 1) // sw
-    hi = (W - 1 - j + pl) // sw + 1
-    if hi > OW:
-        hi = OW
-    if hi < lo:
-        hi = lo
-    return lo, hi
-
-
 def im2col_chunk(x, n0, kh, kw, sh, sw, pt, pl, OH, OW, cols):
     """cols[k, (c,i,j), (oh,ow)] = xpad[n0 + k, c, oh*sh + i, ow*sw + j]                  (1)
 
