@@ -46,7 +46,7 @@ from apps.music import data_paths, midi
 
 from . import groove
 
-PIPELINE_VERSION = 2
+PIPELINE_VERSION = 3
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DEFAULT_LAKH = os.path.join(ROOT, "..", "shared", "data", "lakh-beatles-midi")
 DEFAULT_GROOVE = os.path.join(ROOT, "..", "shared", "data", "groove-midi")
@@ -170,13 +170,36 @@ def song_rolls(fams: dict, n_steps: int) -> np.ndarray:
     return out
 
 
-def roll_input(rolls, mode: str = "onset") -> np.ndarray:
-    """Cached rolls (..., 88) in {0, 1, 2} -> float32 model input in {0, 1}."""
+def song_onset_velocity(fams: dict, n_steps: int) -> np.ndarray:
+    """(n_steps, 3) uint8: the mean MIDI velocity of each family's notes starting at each step
+    (0 where none starts), the loudness that ``roll_input(mode='velocity')`` gives the onsets."""
+    out = np.zeros((n_steps, len(FAMILIES)), np.uint8)
+    for i, name in enumerate(FAMILY_NAMES):
+        if not fams[name]:
+            continue
+        v = midi.piano_roll(fams[name], groove.STEPS_PER_BEAT, n_steps, midi.PIANO_KEYS, "onset",
+                            velocity=True)
+        n = (v > 0).sum(axis=1)
+        out[:, i] = np.rint(127.0 * v.sum(axis=1) / np.maximum(n, 1)).astype(np.uint8)
+    return out
+
+
+ROLL_MODES = ("onset", "hold", "velocity")
+
+
+def roll_input(rolls, mode: str = "onset", onset_vel=None) -> np.ndarray:
+    """Cached rolls (..., 3, 88) in {0, 1, 2} -> float32 model input: 'onset' 1 where a note
+    starts, 'hold' 1 while one sounds, 'velocity' the onsets at their family's mean velocity
+    at that step / 127 (``onset_vel`` (..., 3), song_onset_velocity's)."""
     if mode == "onset":
         return (rolls == 2).astype(np.float32)
     if mode == "hold":
         return (rolls > 0).astype(np.float32)
-    raise ValueError(f"roll mode must be 'onset' or 'hold', got {mode!r}")
+    if mode == "velocity":
+        if onset_vel is None:
+            raise ValueError("roll mode 'velocity' needs the onsets' velocities")
+        return (rolls == 2) * (np.asarray(onset_vel, np.float32)[..., None] / 127.0)
+    raise ValueError(f"roll mode must be one of {ROLL_MODES}, got {mode!r}")
 
 
 def window_starts(sections, n_steps: int, bars: int, hop_bars: int) -> list:
@@ -196,9 +219,10 @@ def window_starts(sections, n_steps: int, bars: int, hop_bars: int) -> list:
 class DrumData:
     """Songs concatenated along one step axis, and window starts into it, per split.
 
-    rolls (S, 3, 88) uint8 (None for drums-only data); hits, vel (S, 9) uint8 (vel = MIDI
-    velocity); off (S, 9) float32 (steps); songs: one dict per song (name, path, split, start,
-    steps, bpm); windows[split]: (N,) starts; window_song[split]: (N,) song indices.
+    rolls (S, 3, 88) uint8 (None for drums-only data); onset_vel (S, 3) uint8, the families'
+    onset velocities (song_onset_velocity; None for drums-only data); hits, vel (S, 9) uint8
+    (vel = MIDI velocity); off (S, 9) float32 (steps); songs: one dict per song (name, path,
+    split, start, steps, bpm); windows[split]: (N,) starts; window_song[split]: (N,) song indices.
     """
 
     hits: np.ndarray
@@ -210,6 +234,7 @@ class DrumData:
     window_song: dict
     steps: int
     stats: dict = field(default_factory=dict)
+    onset_vel: np.ndarray | None = None
 
     def size(self, split: str) -> int:
         return len(self.windows[split])
@@ -226,7 +251,8 @@ class DrumData:
         if self.rolls is None:
             return None
         rows = self.windows[split][np.asarray(idx)][:, None] + np.arange(self.steps)
-        return roll_input(self.rolls[rows], mode).transpose(0, 2, 1, 3)
+        vel = None if self.onset_vel is None else self.onset_vel[rows]
+        return roll_input(self.rolls[rows], mode, vel).transpose(0, 2, 1, 3)
 
     def batch(self, split: str, idx, mode: str = "onset") -> tuple:
         return self.inputs(split, idx, mode), self.hvo(split, idx)
@@ -251,6 +277,8 @@ def _save(path: str, data: DrumData) -> None:
     arrays = {"hits": data.hits, "vel": data.vel, "off": data.off}
     if data.rolls is not None:
         arrays["rolls"] = data.rolls
+    if data.onset_vel is not None:
+        arrays["onset_vel"] = data.onset_vel
     for s in SPLITS:
         arrays[f"windows_{s}"] = data.windows[s]
         arrays[f"window_song_{s}"] = data.window_song[s]
@@ -268,7 +296,8 @@ def _load(path: str) -> DrumData:
             rolls=z["rolls"] if "rolls" in z.files else None, songs=meta["songs"],
             windows={s: z[f"windows_{s}"] for s in SPLITS},
             window_song={s: z[f"window_song_{s}"] for s in SPLITS},
-            steps=int(meta["steps"]), stats=meta["stats"])
+            steps=int(meta["steps"]), stats=meta["stats"],
+            onset_vel=z["onset_vel"] if "onset_vel" in z.files else None)
 
 
 def _cached(kind: str, settings: dict, files: list, cache: str | None, use_cache: bool, build,
@@ -327,7 +356,8 @@ def _assemble(per_song: list, songs: list, steps: int, with_rolls: bool, stats: 
         off=cat("off", (0, 9), np.float32),
         rolls=cat("rolls", (0, 3, N_KEYS), np.uint8) if with_rolls else None, songs=songs,
         windows={s: np.asarray(windows[s], np.int64) for s in SPLITS},
-        window_song={s: np.asarray(wsong[s], np.int64) for s in SPLITS}, steps=steps, stats=stats)
+        window_song={s: np.asarray(wsong[s], np.int64) for s in SPLITS}, steps=steps, stats=stats,
+        onset_vel=cat("onset_vel", (0, 3), np.uint8) if with_rolls else None)
 
 
 def _hvo_arrays(notes, n_steps: int) -> tuple:
@@ -381,6 +411,7 @@ def build_lakh(data_dir: str | None = None, bars: int = 8, hop_bars: int = 2, mi
         n = int(np.ceil(song.length * groove.STEPS_PER_BEAT))
         arrs, st = _hvo_arrays(song.drums(), n)
         arrs["rolls"] = song_rolls(fams, n)
+        arrs["onset_vel"] = song_onset_velocity(fams, n)
         stats["drum_notes"] += st.notes
         stats["hits"] += st.hits
         stats["merged_notes"] += st.merged
@@ -489,6 +520,7 @@ def load_groove(data_dir: str | None = None, cache: str | None = None, use_cache
 __all__ = [
     "APP", "FAMILIES", "FAMILY_NAMES", "N_KEYS", "SPLITS", "DrumInputError", "DrumData", "lakh_dir",
     "groove_dir", "cache_dir", "family_of", "four_four_sections", "family_notes", "check_song",
-    "song_rolls", "roll_input", "window_starts", "song_title", "split_songs", "build_lakh",
+    "song_rolls", "song_onset_velocity", "ROLL_MODES", "roll_input", "window_starts",
+    "song_title", "split_songs", "build_lakh",
     "load_lakh", "build_groove", "load_groove", "lakh_files", "groove_rows",
 ]

@@ -28,14 +28,19 @@ from apps.common.runs import (
 from . import groove
 from .data import APP
 from .evaluate import (
+    choose_model_thresholds,
+    class_thresholds,
     evaluate_accompaniment,
     evaluate_humanisation,
+    load_judges,
     log_accompaniment,
     log_humanisation,
     plot_example,
+    threshold_sweep,
+    train_judges,
 )
 from .loss import DrumLoss, LossConfig
-from .model import PRESETS, DrumConfig, DrumVAE, load_model, transfer_decoder
+from .model import PRESETS, DrumConfig, DrumVAE, Sampling, load_model, transfer_decoder
 from .tasks import K, Task, load_task
 
 #: the layer-wise schedule's groups (DrumVAE.groups()), from the output towards the input
@@ -43,7 +48,18 @@ STAGE_ORDER = ("heads", "decoder", "init_state", "conductor", "bottleneck", "mer
                "encoder_lstm", "encoder_conv")
 METRIC_FIELDS = ["epoch", "stage", "train_loss", "train_note", "train_velocity", "train_offset",
                  "train_kl", "val_loss", "val_note", "val_velocity", "val_offset", "val_kl",
-                 "val_f1", "lr", "windows_per_s", "elapsed_s"]
+                 "val_f1", "val_free_f1", "val_free_threshold", "tf_ratio", "lr",
+                 "windows_per_s", "elapsed_s"]
+
+
+def teacher_forcing_ratio(step: int, k: float) -> float:
+    """MusicVAE's inverse-sigmoid schedule: the probability of feeding the true previous step
+    after ``step`` updates, k / (k + exp(step / k)); it falls from ~1 to 0, through 1/2 at
+    step k ln k. k = 0: always 1 (teacher forcing only)."""
+    if k <= 0:
+        return 1.0
+    e = step / k
+    return 0.0 if e > 700 else float(k / (k + np.exp(e)))                  # drum_vae.md (7b)
 
 
 def make_stages(model, schedule: str, stage_epochs: int, epochs: int, lr: float,
@@ -94,12 +110,17 @@ class Trainer:
         self.opt = nn.optim.Adam(model.parameters(), lr=hp["lr"])
         self.stages = make_stages(model, hp["schedule"], hp["stage_epochs"], hp["epochs"], hp["lr"],
                                   hp["ft_lr_factor"])
-        self.early = nn.optim.EarlyStopping(patience=hp["patience"])
+        self.early = self._early_stopping()
         self.state = {"stage": 0, "stage_epoch": 0, "batch": 0, "epoch": 0, "step": 0,
-                      "elapsed": 0.0, "best_val": float("inf"), "partial": None}
+                      "elapsed": 0.0, "best_val": float("inf"), "best_score": None,
+                      "free_threshold": 0.5, "partial": None}
         self.history: list = []
         self.metrics = MetricsLog(os.path.join(self.run_dir, "metrics.csv"), METRIC_FIELDS)
         self.extra_arrays: dict = {}
+
+    def _early_stopping(self):
+        mode = "max" if self.hp.get("select", "loss") == "free_f1" else "min"
+        return nn.optim.EarlyStopping(patience=self.hp["patience"], mode=mode)
 
     # -- stages -----------------------------------------------------------------------------------
     def apply_stage(self) -> None:
@@ -138,7 +159,13 @@ class Trainer:
         # the augmentation's generator depends on (seed, epoch, batch) only: resuming is exact
         rng = np.random.default_rng((self.hp["seed"], self.state["epoch"], self.state["batch"]))
         x, hvo = self.task.batch("train", idx, rng, self.hp.get("transpose", 0))
-        out = self.model(x, hvo)
+        sampling = None
+        ratio = teacher_forcing_ratio(self.state["step"], self.hp.get("ss_rate", 0.0))
+        if ratio < 1.0:
+            sampling = Sampling(ratio, np.random.default_rng(
+                (self.hp["seed"], self.state["epoch"], self.state["batch"], 1)),
+                self.hp.get("ss_mode", "sample"), self.state.get("free_threshold", 0.5))
+        out = self.model(x, hvo, sampling=sampling)
         loss, parts = self.loss_fn(out, hvo)
         self.model.backward(self.loss_fn.backward())
         nn.optim.clip_grad_norm([p for p in self.model.parameters() if p.requires_grad],
@@ -162,7 +189,7 @@ class Trainer:
                 name, _, n_epochs, _ = self.stages[self.state["stage"]]
                 if self.state["stage_epoch"] >= n_epochs:
                     self.state.update(stage=self.state["stage"] + 1, stage_epoch=0, batch=0)
-                    self.early = nn.optim.EarlyStopping(patience=self.hp["patience"])
+                    self.early = self._early_stopping()
                     continue
                 self.apply_stage()
                 order = np.random.default_rng(
@@ -210,13 +237,23 @@ class Trainer:
 
     def _end_epoch(self, stage: str, tot: dict) -> bool:
         val = evaluate_loss(self.model, self.loss_fn, self.task, "val", self.hp["batch"])
+        free = {"f1": float("nan"), "threshold": float("nan")}
+        if self.hp.get("select", "loss") == "free_f1":
+            sweep = threshold_sweep(self.model, self.task, "val", "free")
+            t = max(sweep, key=lambda t: sweep[t]["f1"])
+            free = {"f1": sweep[t]["f1"], "threshold": t}
+            self.state["free_threshold"] = t
         nt = max(tot["n"], 1)
         row = {"epoch": self.state["epoch"] + 1, "stage": stage,
                **{f"train_{k}": round(tot.get(k, 0.0) / nt, 6)
                   for k in ("loss", "note", "velocity", "offset", "kl")},
                **{f"val_{k}": round(val[k], 6)
                   for k in ("loss", "note", "velocity", "offset", "kl")},
-               "val_f1": round(val["f1"], 5), "lr": self.opt.lr,
+               "val_f1": round(val["f1"], 5), "val_free_f1": round(free["f1"], 5),
+               "val_free_threshold": free["threshold"],
+               "tf_ratio": round(teacher_forcing_ratio(self.state["step"],
+                                                       self.hp.get("ss_rate", 0.0)), 4),
+               "lr": self.opt.lr,
                "windows_per_s": round(nt / max(tot["seconds"], 1e-9), 1),
                "elapsed_s": round(self.state["elapsed"], 1)}
         self.history.append(row)
@@ -226,14 +263,21 @@ class Trainer:
                  f"{row['train_note']:.4f}, vel {row['train_velocity']:.4f}, off "
                  f"{row['train_offset']:.4f}, KL {row['train_kl']:.2f})  val {row['val_loss']:.4f} "
                  f"(note {row['val_note']:.4f}, vel {row['val_velocity']:.4f}, off "
-                 f"{row['val_offset']:.4f})  val F1 {row['val_f1']:.4f}  lr {self.opt.lr:.1e}  "
+                 f"{row['val_offset']:.4f})  val F1 {row['val_f1']:.4f} (free-running "
+                 f"{row['val_free_f1']:.4f} at {row['val_free_threshold']})  teacher forcing "
+                 f"{row['tf_ratio']:.3f}  lr {self.opt.lr:.1e}  "
                  f"{row['windows_per_s']:.0f} windows/s")
         self.state.update(epoch=self.state["epoch"] + 1, stage_epoch=self.state["stage_epoch"] + 1,
                           batch=0, partial=None)
         final_stage = self.state["stage"] == len(self.stages) - 1
-        stop = self.early.step(val["loss"]) if final_stage else False
-        if val["loss"] < self.state["best_val"]:
-            self.state["best_val"] = val["loss"]
+        by_f1 = self.hp.get("select", "loss") == "free_f1"
+        score = free["f1"] if by_f1 else val["loss"]
+        stop = self.early.step(score) if final_stage else False
+        self.state["best_val"] = min(self.state["best_val"], val["loss"])
+        best = self.state.get("best_score")
+        if best is None or (score > best if by_f1 else score < best):
+            self.state["best_score"] = score
+            self.state["best_epoch"] = row["epoch"]
             self.save("best.npz")
         self.save("last.npz")
         return stop
@@ -264,8 +308,10 @@ def plot_history(history: list, path: str, kind: str) -> None:
         Panel("MSE on the hits", [Line("val velocity MSE (hits)", ep, col("val_velocity")),
                                   Line("val timing MSE (hits)", ep, col("val_offset"))],
               xlabel="epoch"),
-        Panel("hit F1", [Line("val hit F1", ep, col("val_f1"), "g--")], xlabel="epoch",
-              ylim=(0, 1)),
+        Panel("hit F1", [Line("val hit F1 (teacher forcing, 0.5)", ep, col("val_f1"), "g--"),
+                         Line("val hit F1 (free-running, best threshold)", ep,
+                              [h.get("val_free_f1", float("nan")) for h in history], "b-")],
+              xlabel="epoch", ylim=(0, 1)),
     ])
 
 
@@ -281,8 +327,25 @@ def hyperparameters(args, kind: str) -> dict:
             "input_dropout": args.input_dropout, "transpose": getattr(args, "transpose", 0),
             "seed": args.seed, "task": kind, "bars": args.bars, "hop_bars": args.hop_bars,
             "roll_mode": getattr(args, "roll_mode", "onset"), "limit": args.limit,
+            "ss_rate": getattr(args, "ss_rate", 0.0), "ss_mode": getattr(args, "ss_mode", "sample"),
+            "select": getattr(args, "select", "loss"),
+            "class_thresholds": getattr(args, "class_thresholds", False),
+            "architecture": architecture(args),
             "pretrained": (os.path.abspath(args.pretrained)
                            if getattr(args, "pretrained", None) else None)}
+
+
+def architecture(args) -> dict:
+    """The DrumConfig options the command line sets beside the preset's sizes."""
+    arch = {"enc_layers": getattr(args, "enc_layers", 1),
+            "conductor_levels": getattr(args, "conductor_levels", 1),
+            "phrase_subs": getattr(args, "phrase_subs", 2),
+            "position": getattr(args, "position", False),
+            "local": getattr(args, "local", False),
+            "feedback": not getattr(args, "no_feedback", False)}
+    if getattr(args, "sub_bars", None):
+        arch["sub_steps"] = args.sub_bars * groove.STEPS_PER_BAR
+    return arch
 
 
 def fit(kind: str, args, log=print) -> tuple:
@@ -305,7 +368,8 @@ def fit(kind: str, args, log=print) -> tuple:
     task = load_task(kind, args, log)
     if cfg is None:
         cfg = DrumConfig(inputs=task.inputs, dropout=hp["dropout"],
-                         input_dropout=hp.get("input_dropout", 0.0), **PRESETS[hp["preset"]])
+                         input_dropout=hp.get("input_dropout", 0.0),
+                         **{**PRESETS[hp["preset"]], **hp.get("architecture", {})})
     model = DrumVAE(cfg)
     trainer = Trainer(model, task, run_dir, hp, log)
     if kind == "accompaniment":
@@ -336,7 +400,11 @@ def finish(trainer, reason: str, results: dict, log=print) -> dict:
                "model": trainer.model.cfg.to_json(), "parameters": trainer.model.num_parameters(),
                "data": trainer.task.data.summary(), "epochs": trainer.state["epoch"],
                "train_seconds": round(trainer.state["elapsed"], 1),
-               "best_val_loss": trainer.state["best_val"], "history": trainer.history,
+               "best_val_loss": trainer.state["best_val"],
+               "selection": {"by": trainer.hp.get("select", "loss"),
+                             "best_epoch": trainer.state.get("best_epoch"),
+                             "best_score": trainer.state.get("best_score")},
+               "history": trainer.history,
                **results, "files": files + ["summary.json"]}
     write_summary(trainer.run_dir, summary)
     log(f"wrote summary.json and {len(files)} files to {trainer.run_dir}")
@@ -361,18 +429,29 @@ def cmd_pretrain_groove(args, log=print) -> int:
 
 
 def cmd_train(args, log=print) -> int:
-    """``train``: the accompaniment model (layer-wise by default), then its test report; the
-    hit thresholds chosen on validation are stored in best.npz."""
+    """``train``: the accompaniment model (layer-wise by default); the hit thresholds chosen on
+    validation, stored in best.npz; the two judges trained on the training songs against the
+    model's free-running drums (judge.npz, judge_hits.npz); then the test report."""
     trainer, reason = fit("accompaniment", args, log)
     if not _trained(trainer, reason):
         return 130 if reason == "interrupted" else 0
     best = os.path.join(trainer.run_dir, "best.npz")
     model, ck = load_model(best)
-    res = evaluate_accompaniment(model, trainer.task, trainer.hp, log=log)
-    log_accompaniment(res, log)
-    nn.save_checkpoint(best, model, None, config={**ck.config, "thresholds": res["thresholds"]},
+    thresholds, _, _ = choose_model_thresholds(model, trainer.task, log)
+    if trainer.hp.get("class_thresholds"):
+        thresholds["free"], _ = class_thresholds(model, trainer.task, thresholds["free"], log=log)
+    nn.save_checkpoint(best, model, None, config={**ck.config, "thresholds": thresholds},
                        extra=ck.extra, arrays=ck.arrays)
+    judges, judge_reports = {}, {}
+    if getattr(args, "judge_epochs", 0):
+        t0 = time.perf_counter()
+        judge_reports = train_judges(model, trainer.task, thresholds["free"], trainer.run_dir,
+                                     args.judge_epochs, trainer.hp["seed"], log)
+        judge_reports["train_seconds"] = round(time.perf_counter() - t0, 1)
+        judges = load_judges(best, log=log)
+    res = evaluate_accompaniment(model, trainer.task, trainer.hp, thresholds, judges, log=log)
+    log_accompaniment(res, log)
     plot_example(model, trainer.task, res["thresholds"]["free"],
                  os.path.join(trainer.run_dir, "example.png"))
-    finish(trainer, reason, {"evaluation": res}, log)
+    finish(trainer, reason, {"evaluation": res, "judges": judge_reports}, log)
     return 0

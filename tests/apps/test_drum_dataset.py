@@ -60,8 +60,21 @@ def test_families_and_rolls():
     onset = dd.roll_input(rolls, "onset")
     hold = dd.roll_input(rolls, "hold")
     assert onset.dtype == np.float32 and onset.sum() == 24 and hold.sum() == 32 + 16 + 32
-    with pytest.raises(ValueError, match="onset' or 'hold"):
+    with pytest.raises(ValueError, match="needs the onsets' velocities"):
         dd.roll_input(rolls, "velocity")
+    with pytest.raises(ValueError, match="roll mode must be one of"):
+        dd.roll_input(rolls, "loud")
+    # 'velocity': the onsets at their family's mean velocity at that step (two piano notes of
+    # velocity 40 and 100 start together at beat 1: both get 70)
+    fams["piano"] = fams["piano"] + [midi.Note(67, 1.0, 2.0, 100, 0, 0)]
+    fams["piano"][1] = midi.Note(60, 1.0, 2.0, 40, 0, 0)
+    vel = dd.song_onset_velocity(fams, 32)
+    assert vel.shape == (32, 3) and vel.dtype == np.uint8
+    np.testing.assert_array_equal(vel[:8, 0], [80, 0, 0, 0, 70, 0, 0, 0])
+    np.testing.assert_array_equal(vel[:4, 2], [80, 0, 0, 0])
+    loud = dd.roll_input(dd.song_rolls(fams, 32), "velocity", vel)
+    assert loud[4, 0, 60 - dd.LOW_KEY] == loud[4, 0, 67 - dd.LOW_KEY] == pytest.approx(70 / 127)
+    np.testing.assert_array_equal(loud > 0, dd.roll_input(dd.song_rolls(fams, 32), "onset") > 0)
     assert dd.family_of(0) == "piano" and dd.family_of(31) == "guitar"
     assert dd.family_of(39) == "bass"
     assert dd.family_of(40) is None and dd.family_of(8) is None
@@ -159,6 +172,13 @@ def test_lakh_windows_targets_and_split(lakh, cache):
     again = dd.load_lakh(cache=cache, limit=14, log=msgs.append)
     assert "loaded the cached dataset" in msgs[0]
     np.testing.assert_array_equal(again.rolls, d.rolls)
+    np.testing.assert_array_equal(again.onset_vel, d.onset_vel)
+    # the onsets' velocities: one per step and family, where (and only where) a note starts
+    assert d.onset_vel.shape == (len(d.rolls), 3)
+    np.testing.assert_array_equal(d.onset_vel > 0, (d.rolls == 2).any(axis=-1))
+    xv = d.inputs("train", [0], "velocity")
+    np.testing.assert_array_equal(xv > 0, d.inputs("train", [0], "onset") > 0)
+    assert 0 < xv.max() <= 1
     np.testing.assert_array_equal(again.windows["test"], d.windows["test"])
     assert again.songs == d.songs
 

@@ -42,6 +42,18 @@ def _away_from_kinks(model, x, margin=2e-3):
         assert min(np.abs(a1).min(), np.abs(a2).min()) > margin, "data too close to a ReLU kink"
 
 
+def _data_away_from_kinks(model, B, T, seed=0, margin=2e-3):
+    """_data with the first seed from ``seed`` on whose inputs keep clear of the ReLU kinks."""
+    for k in range(seed, seed + 50):
+        x, hvo, rng = _data(B=B, T=T, inputs=model.cfg.inputs, seed=k)
+        try:
+            _away_from_kinks(model, x, margin)
+            return x, hvo, rng
+        except AssertionError:
+            continue
+    raise AssertionError("no seed gives data away from the ReLU kinks")
+
+
 class _Whole(nn.Layer):
     """The model with its data inputs and noise fixed: forward(hvo) -> the five outputs."""
 
@@ -219,3 +231,165 @@ def test_transfer_of_the_decoder_side():
         dm.build_model("huge")
     with pytest.raises(ValueError, match="whole number of 4-step sub-sequences"):
         dst([np.zeros((1, 6, f)) for f in IN], np.zeros((1, 6, 27)))
+
+
+# ----------------------------------------------------------------------------------------------
+# Training for free running: two conductor levels, stacked encoders, the decoder's extra
+# inputs, scheduled sampling
+# ----------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("options", [
+    dict(conductor_levels=2, phrase_subs=2),
+    dict(enc_layers=2),
+    dict(position=True, local=True),
+    dict(conductor_levels=2, phrase_subs=3, enc_layers=2, position=True),
+])
+def test_gradient_check_of_the_free_running_options(options):
+    """Every option's backward, (15)-(22) with (18b), the stacked encoder and the extra decoder
+    inputs, against central differences (float64, random directions)."""
+    model = _tiny(**options)
+    x, hvo, rng = _data_away_from_kinks(model, 2, model.block_steps * 2, seed=4)
+    eps = rng.standard_normal((2, model.cfg.latent))
+    res = check_layer(_Whole(model, x, eps), [hvo], check_inputs=[], max_elements=16,
+                      n_directions=2, tol=1e-6)
+    assert len(res) == len(model.parameters())
+    names = {r.name.split("parameter ")[-1].split(" ")[0] for r in res}
+    if options.get("conductor_levels") == 2:
+        assert "model.sub_conductor.weight_ih_l0" in names
+    if options.get("enc_layers") == 2:
+        assert "model.encoders.1.lstm.weight_hh_l1_reverse" in names
+    assert max(r.max_rel_error for r in res) < 1e-6
+
+
+def test_two_conductor_levels_give_one_vector_per_bar_under_each_phrase():
+    model = _tiny(conductor_levels=2, phrase_subs=2)
+    z = np.random.default_rng(0).standard_normal((2, model.cfg.latent))
+    with nn.no_grad():
+        c, s = model.conduct(z, 5)                  # 3 phrases of 2, the last one cut
+        c6, _ = model.conduct(z, 6)
+    assert c.shape == (2, 5, model.cfg.conductor) and s.shape[:2] == (2, 5)
+    np.testing.assert_allclose(c, c6[:, :5])
+    assert not np.allclose(c6[:, 0], c6[:, 2])      # phrases differ: p_j is the input
+    # the same vector starts each phrase's sub-conductor from a zero state, fed p_j: the first
+    # bar of every phrase depends on p_j alone
+    with nn.no_grad():
+        p, _ = model.conductor(np.repeat(z[:, None], 3, axis=1))
+        first, _ = model.sub_conductor(p.reshape(6, 1, -1))
+    np.testing.assert_allclose(c6[:, ::2], first.reshape(2, 3, -1), rtol=1e-10)
+    with pytest.raises(ValueError, match="whole number of 8-step phrases"):
+        model([np.zeros((1, 12, f)) for f in IN], np.zeros((1, 12, 27)))
+
+
+def test_extras_are_the_bar_position_and_the_onsets():
+    model = _tiny(position=True, local=True)
+    x = [np.zeros((2, 20, f)) for f in IN]
+    x[1][0, 3, :3] = 1                      # 3 onsets of stream 1 at step 3
+    x[2][1, 17, :] = 1                      # 6 onsets: clipped to 4
+    e = model.extras(x, 20, 2)
+    assert e.shape == (2, 20, 16 + 3)
+    np.testing.assert_array_equal(np.argmax(e[0, :, :16], -1), np.arange(20) % 16)
+    assert e[0, 3, 17] == 0.75 and e[1, 17, 18] == 1.0 and e[..., 16:].sum() == 1.75
+    assert model.extras(x, 24, 2).shape == (2, 24, 19)       # past the inputs' end: zeros
+
+
+def test_scheduled_sampling_feeds_the_models_own_outputs():
+    model = _tiny(position=True)
+    model.train()
+    x, hvo, rng = _data(B=3, T=16, seed=5)
+    eps = np.zeros((3, model.cfg.latent))
+    true_prev = np.concatenate([np.zeros((3, 1, 27)), hvo[:, :-1]], 1)
+    with nn.no_grad():
+        model(x, hvo, eps, sampling=dm.Sampling(1.0, np.random.default_rng(0)))
+    np.testing.assert_array_equal(model.last_prev, true_prev)      # ratio 1: teacher forcing
+    # ratio 0, threshold mode: the fed drums are the free-running generation's own outputs
+    with nn.no_grad():
+        model(x, hvo, eps, sampling=dm.Sampling(0.0, np.random.default_rng(0), "threshold", 0.4))
+    fed = model.last_prev
+    model.eval()
+    gen = model.generate(x, 16, z=model.encode(x)[0], threshold=0.4)
+    own = np.concatenate([gen["H"], gen["V"], gen["O"]], -1)
+    np.testing.assert_allclose(fed[:, 1:], own[:, :-1], rtol=1e-6, atol=1e-12)
+    assert np.all(fed[:, 0] == 0)
+    # a mix: each step is the truth or the model's own, and the training pass reproduces the
+    # step-by-step pass's states (same outputs as a forward fed those drums as data)
+    model.train()
+    with nn.no_grad():
+        out = model(x, hvo, eps, sampling=dm.Sampling(0.5, np.random.default_rng(1)))
+        fed = model.last_prev
+        again = model(x, hvo, eps, prev=fed)
+    is_true = np.all(fed == true_prev, axis=-1)
+    assert 0 < is_true[:, 1:].mean() < 1
+    for a, b in zip(out, again):
+        np.testing.assert_allclose(a, b, rtol=1e-10)
+
+
+def test_scheduled_sampling_gradient_treats_the_fed_drums_as_data():
+    """The backward after scheduled sampling is the teacher-forced backward on the fed drums."""
+    model = _tiny(conductor_levels=2)
+    model.train()
+    x, hvo, rng = _data_away_from_kinks(model, 2, 16, seed=6)
+    eps = rng.standard_normal((2, model.cfg.latent))
+    out = model(x, hvo, eps, sampling=dm.Sampling(0.3, np.random.default_rng(2)))
+    fed = model.last_prev
+    dys = [rng.standard_normal(o.shape) for o in out]
+    model.backward(tuple(dys))
+    g1 = {n: p.grad.copy() for n, p in model.named_parameters()}
+    model.zero_grad()
+    out2 = model(x, hvo, eps, prev=fed)
+    model.backward(tuple(dys))
+    for n, p in model.named_parameters():
+        np.testing.assert_allclose(g1[n], p.grad, rtol=1e-10, atol=1e-14, err_msg=n)
+    for a, b in zip(out, out2):
+        np.testing.assert_allclose(a, b, rtol=1e-10)
+
+
+def test_transfer_into_a_model_with_more_decoder_inputs():
+    src = _tiny(inputs=(9,), position=True)
+    dst = _tiny(position=True, local=True)
+    for p in src.parameters():
+        p.data += 1.0
+    before = dst.decoder.weight_ih_l0.data.copy()
+    dm.transfer_decoder(src, dst)
+    n = 27 + src.cfg.conductor + 16
+    np.testing.assert_array_equal(dst.decoder.weight_ih_l0.data[:, :n],
+                                  src.decoder.weight_ih_l0.data)
+    np.testing.assert_array_equal(dst.decoder.weight_ih_l0.data[:, n:], before[:, n:])
+    with pytest.raises(ValueError, match="same model preset"):
+        dm.transfer_decoder(src, _tiny(local=True))      # src reads pos_t, dst does not
+
+
+def test_generate_with_one_threshold_per_class():
+    """A threshold per class: the hits of each class are its own probabilities above its own
+    threshold (a threshold of 1 silences a class, 0 makes it play at every step)."""
+    model = _tiny(local=True)
+    model.eval()
+    x, _, _ = _data(B=2, T=8, seed=7)
+    common = model.generate(x, 8, threshold=0.5)
+    thr = np.full(9, 0.5)
+    np.testing.assert_array_equal(model.generate(x, 8, threshold=thr)["H"], common["H"])
+    thr[[1, 4]] = 1.0, 0.0
+    gen = model.generate(x, 8, threshold=thr)
+    assert gen["H"][..., 1].sum() == 0 and gen["H"][..., 4].all()
+    np.testing.assert_array_equal(gen["H"], (gen["p"] > thr).astype(np.float32))
+
+
+def test_a_decoder_without_feedback_generates_as_it_trains():
+    """feedback=False: zeros in place of the previous drums in (7), in training and generation:
+    the free-running probabilities are the teacher-forced ones, whatever drums are given."""
+    model = _tiny(feedback=False, position=True, local=True)
+    model.eval()
+    x, hvo, rng = _data(B=2, T=8, seed=8)
+    with nn.no_grad():
+        logits, v, _, _, _ = model(x, hvo)
+        other, _, _, _, _ = model(x, rng.random(hvo.shape))
+    np.testing.assert_allclose(other, logits, rtol=1e-12)
+    gen = model.generate(x, 8, threshold=0.5)
+    np.testing.assert_allclose(gen["p"], 1 / (1 + np.exp(-logits)), rtol=1e-6)
+    np.testing.assert_allclose(gen["v_raw"], v, rtol=1e-6)
+    assert np.all(model.last_prev == 0)
+    # with feedback (the default) the given drums matter
+    fb = _tiny(position=True, local=True)
+    fb.eval()
+    with nn.no_grad():
+        a, *_ = fb(x, hvo)
+        b, *_ = fb(x, rng.random(hvo.shape))
+    assert not np.allclose(a, b)
