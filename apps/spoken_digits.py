@@ -10,9 +10,20 @@ and adds convolutions and dropout for harder tasks. Here, on the Free Spoken Dig
     python apps/spoken_digits.py train --split loso            # leave one speaker out (6 models)
     python apps/spoken_digits.py train --cv 5                  # + 5-fold CV, majority vote on test
     python apps/spoken_digits.py train --grid                  # small grid search by CV first
+    python apps/spoken_digits.py train --augment speed,pitch,vtlp,shift,specaugment --cmvn utterance
+    python apps/spoken_digits.py loso --search-augment shift shift,vtlp,specaugment
+                                      # leave one speaker out, settings chosen by speaker CV
+                                      # inside the training speakers, per-fold report
     python apps/spoken_digits.py speakers                      # speaker identification, 6 classes
     python apps/spoken_digits.py evaluate runs/spoken_digits/<run>/model.npz
     python apps/spoken_digits.py predict my_seven.wav          # the latest run's model
+    arecord -f S16_LE -r 16000 -c 1 -d 2 my_seven.wav          # record 2 s (ALSA), or sox:
+    rec -c 1 -r 16000 my_seven.wav trim 0 2                    # any rate, mono or stereo
+
+Augmentations (--augment, apps/digits/augment.py; default: shift): speed and pitch
+perturbation by resampling, vocal-tract-length perturbation (mel-axis warping), time shift,
+loudness ramps, background noise at random SNRs, SpecAugment masks. --cmvn utterance normalises
+each recording's coefficients over time before the training-set statistics.
 
 Features (apps/audio/features.py): silence trimmed, hop chosen per recording so every word fills
 50 frames (the seed's rule), mel spectrogram in dB relative to its loudest bin; standardised per
@@ -26,7 +37,7 @@ Each run writes in its folder (default runs/spoken_digits/<timestamp>/, or --out
 summary.json (accuracy, per-speaker accuracy, confusion matrix, distribution of error distances).
 Data: --data PATH, else $NNSCRATCH_DATA_FSDD, else ../shared/data/fsdd beside the project.
 
-Code: apps/digits/ (data.py, model.py, train.py, evaluate.py).
+Code: apps/digits/ (data.py, model.py, augment.py, train.py, loso.py, evaluate.py).
 """
 from __future__ import annotations
 
@@ -48,7 +59,10 @@ from apps.common.cli import (
     run_command,
     unit_interval,
 )
+from apps.digits.augment import AUGMENTS, parse_augment
 from apps.digits.evaluate import cmd_evaluate, cmd_predict
+from apps.digits.loso import cmd_loso
+from apps.digits.model import CMVN
 from apps.digits.train import GRID, cmd_train
 
 COMMANDS = {
@@ -56,7 +70,17 @@ COMMANDS = {
     "speakers": functools.partial(cmd_train, task="speaker"),
     "evaluate": cmd_evaluate,
     "predict": cmd_predict,
+    "loso": cmd_loso,
 }
+
+RECORD_HINT = """\
+Record a WAV with standard tools (one digit, said after the start):
+    arecord -f S16_LE -r 16000 -c 1 -d 2 my_seven.wav     # ALSA (Linux), 2 seconds
+    rec -c 1 -r 16000 my_seven.wav trim 0 2               # SoX (Linux, macOS, Windows)
+Any sample rate, mono or stereo (averaged, with a note), 16/24-bit or float WAV, FLAC or OGG;
+silence or noise before and after the word is cut by an energy detector; at most --max-seconds.
+Refused with one line naming the file: silence, clipping only, only noise, too long.
+"""
 
 
 def folds(text: str) -> int:
@@ -65,6 +89,14 @@ def folds(text: str) -> int:
     if k == 1:
         raise argparse.ArgumentTypeError("expected 0 (no cross-validation) or K >= 2 folds, got 1")
     return k
+
+
+def augment_list(text: str) -> tuple:
+    """--augment speed,pitch,...: names from AUGMENTS, or none."""
+    try:
+        return parse_augment(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -86,19 +118,41 @@ def build_parser() -> argparse.ArgumentParser:
                        help="use only recordings with index < LIMIT (a small slice for quick runs)")
 
     for name, helptext in (("train", "train a digit classifier (CNN or MLP)"),
-                           ("speakers", "train a speaker classifier (6 classes)")):
+                           ("speakers", "train a speaker classifier (6 classes)"),
+                           ("loso", "leave-one-speaker-out digit accuracy, settings chosen by "
+                                    "cross-validation inside the training speakers")):
         q = sub.add_parser(name, help=helptext, description=helptext)
         common(q)
         q.add_argument("--model", choices=["cnn", "mlp"], default="cnn")
         q.add_argument("--features", choices=["mel", "mfcc", "both"], default="mel")
-        q.add_argument("--split", choices=["official", "loso"], default="official",
-                       help="official: recordings 0-4 are the test set; loso: leave one "
-                            "speaker out")
-        q.add_argument("--cv", type=folds, default=0, metavar="K",
-                       help="also K-fold cross-validation on the training data, and the majority "
-                            "vote of the K fold models on the test data (the seed's procedure)")
-        q.add_argument("--grid", action="store_true",
-                       help=f"grid search over {GRID} by K-fold CV (K = --cv or 3) before training")
+        if name == "loso":
+            q.add_argument("--search-augment", type=augment_list, nargs="+", default=None,
+                           metavar="LIST", help="candidate augmentation sets, e.g. shift "
+                           "shift,vtlp,specaugment (default: --augment alone)")
+            q.add_argument("--search-cmvn", choices=CMVN, nargs="+", default=None,
+                           help="candidate normalisations (default: --cmvn alone)")
+            q.add_argument("--inner-folds", type=positive_int, default=5, metavar="K",
+                           help="groups of training speakers for the inner CV (default 5: one "
+                                "per training speaker)")
+            q.add_argument("--held-out", nargs="+", default=None, metavar="SPEAKER",
+                           help="run only the folds of these speakers (default: all six)")
+        else:
+            q.add_argument("--split", choices=["official", "loso"], default="official",
+                           help="official: recordings 0-4 are the test set; loso: leave one "
+                                "speaker out")
+            q.add_argument("--cv", type=folds, default=0, metavar="K",
+                           help="also K-fold cross-validation on the training data, and the "
+                                "majority vote of the K fold models on the test data (the "
+                                "seed's procedure)")
+            q.add_argument("--grid", action="store_true",
+                           help=f"grid search over {GRID} by K-fold CV (K = --cv or 3) before "
+                                "training")
+        q.add_argument("--augment", type=augment_list, default=("shift",), metavar="LIST",
+                       help=f"training augmentations, comma-separated among {', '.join(AUGMENTS)}"
+                            " (or none; default: shift)")
+        q.add_argument("--cmvn", choices=CMVN, default="dataset",
+                       help="dataset: standardise with training-set statistics; utterance: "
+                            "per-recording CMVN first")
         q.add_argument("--epochs", type=positive_int, default=20)
         q.add_argument("--batch-size", type=positive_int, default=64)
         q.add_argument("--lr", type=positive_float, default=1e-3)
@@ -111,7 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
         q.add_argument("--hidden", type=positive_int, nargs="+", default=[256, 128],
                        help="MLP hidden sizes")
         q.add_argument("--shift", type=nonnegative_int, default=3,
-                       help="augmentation: max random time shift (frames)")
+                       help="max random time shift (frames) of the 'shift' augmentation")
         q.add_argument("--norm", choices=list(Standardizer.PER), default="band")
         q.add_argument("--n-mels", type=positive_int, default=50)
         q.add_argument("--frames", type=positive_int, default=50)
@@ -126,15 +180,21 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("checkpoint")
     q.add_argument("--split", choices=["official", "all"], default="official")
 
-    q = sub.add_parser("predict", help="classify your own recordings (any sample rate and length)")
+    q = sub.add_parser("predict", help="classify your own recordings (any sample rate and length)",
+                       description="Classify recordings of one spoken digit each: the top "
+                                   "three with their probabilities.",
+                       epilog=RECORD_HINT, formatter_class=argparse.RawDescriptionHelpFormatter)
     q.add_argument("files", nargs="+", help="WAV (or FLAC/OGG) files, one spoken digit each")
     q.add_argument("--checkpoint", default=None,
                    help="model.npz (default: the latest digit run)")
-    q.add_argument("--downmix", action="store_true", help="average the channels of stereo files")
+    q.add_argument("--mono-only", action="store_true",
+                   help="refuse multi-channel files instead of averaging their channels")
     q.add_argument("--max-seconds", type=positive_float, default=10.0,
-                   help="refuse longer recordings")
+                   help="refuse longer recordings (default 10)")
     q.add_argument("--top", type=positive_int, default=3)
-    q.add_argument("--json", action="store_true", help="also print the rankings as JSON")
+    q.add_argument("--json", action="store_true",
+                   help="also print the rankings, notes and errors as one line of JSON (the "
+                        "last line of stdout), for scripts")
     return p
 
 

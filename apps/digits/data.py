@@ -3,6 +3,7 @@
     ds = load_dataset(root, FeatureConfig(), limit_per_class=8)
     ds.X            (N, height, frames) float32 feature images, in fsdd.list_recordings order
     ds.labels(task) (N,) class indices: digits 0-9 ('digit') or speakers ('speaker')
+    ds.waveforms(idx) the recordings as signals at cfg.sr (for waveform augmentations)
 
 Features (apps/audio/features.py): silence trimmed, hop chosen per recording so every word
 fills the frames, mel (or MFCC, or both stacked) in dB. Computing them for the 3,000 files takes
@@ -42,6 +43,14 @@ class Dataset:
     speakers: np.ndarray     # (N,) index into speaker_names
     speaker_names: list
     cfg: FeatureConfig
+    signals: list | None = None  # the waveforms at cfg.sr, read on demand (``waveforms``)
+
+    def waveforms(self, idx=None) -> list:
+        """The recordings as (L,) float32 signals at cfg.sr (read once, then kept), for the
+        augmentations that work on waveforms; ``idx`` selects some of them."""
+        if self.signals is None:
+            self.signals = [read_wav(r.path, sr=self.cfg.sr)[0] for r in self.recs]
+        return self.signals if idx is None else [self.signals[i] for i in idx]
 
     def labels(self, task: str) -> np.ndarray:
         return self.digits if task == "digit" else self.speakers
@@ -87,7 +96,7 @@ def load_dataset(root=None, cfg: FeatureConfig | None = None, limit_per_class: i
         f"{time.perf_counter() - t0:.1f} s")
     if path:  # atomic: a killed run leaves no half-written cache (and no lasting temporary)
         atomic_write_bytes(path, lambda f: np.savez(f, X=X))
-    return Dataset(recs, X, digits, speakers, names, cfg)
+    return Dataset(recs, X, digits, speakers, names, cfg, signals)
 
 
 def cache_dir_for(args) -> str | None:

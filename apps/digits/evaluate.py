@@ -20,11 +20,12 @@ import numpy as np
 
 from apps.audio import fsdd
 from apps.audio.features import extract
-from apps.audio.wav import AudioError, load_clip
+from apps.audio.recording import load_word
+from apps.audio.wav import AudioError
 from apps.common.errors import UsageError, describe
 from apps.common.runs import Line, Panel, make_run_dir, plot_curves, write_summary
 from apps.digits.data import DEFAULT_OUT_ROOT, cache_dir_for, load_dataset
-from apps.digits.model import latest_checkpoint, load_model, predict_proba
+from apps.digits.model import latest_checkpoint, load_model, predict_proba, prepare
 
 
 # ----------------------------------------------------------------------------------------------
@@ -129,7 +130,7 @@ def cmd_evaluate(args) -> int:
         _, idx = fsdd.official_split(ds.recs)
     else:
         idx = np.arange(len(ds.recs))
-    proba = predict_proba(model, hp, norm.transform(ds.X[idx]))
+    proba = predict_proba(model, hp, prepare(hp, norm, ds.X[idx]))
     classes = config["classes"]
     result = classification_report(ds.labels(task)[idx], proba.argmax(1), ds.speakers[idx],
                                    ds.speaker_names, classes, task)
@@ -145,27 +146,31 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
-def predict_files(paths, checkpoint, downmix=False, max_seconds=10.0, top=3):
+def predict_files(paths, checkpoint, downmix=True, max_seconds=10.0, top=3):
     """Rank the classes for each recording, best first.
 
-    Returns (results, failures, config): results [(path, [(class, probability), ...])] for the
-    files that could be read, failures [(path, AudioError)] for the others (unreadable, empty,
-    stereo, too long, silent...): one bad file does not stop the rest.
+    Each file goes through apps/audio/recording.load_word: any sample rate (resampled to the
+    model's), stereo averaged to mono (refused with ``downmix=False``), 16/24/32-bit or float
+    samples, the word found by an energy detector in up to ``max_seconds``; then the training
+    features (whose own silence trimming makes the final cut), CMVN and standardisation.
+
+    Returns (results, failures, config): results [(path, [(class, probability), ...], notes)]
+    for the files that could be classified, failures [(path, AudioError)] for the others
+    (unreadable, empty, too long, silent, clipping only, only noise...): one bad file does not
+    stop the rest.
     """
     model, hp, cfg, norm, config = load_model(checkpoint)
     results, failures = [], []
     for path in paths:
-        # read, check, resample; silence is trimmed by the feature pipeline, as in training
         try:
-            y = load_clip(path, sr=cfg.sr, max_seconds=max_seconds, downmix=downmix,
-                          trim_db=None)
+            y, notes = load_word(path, sr=cfg.sr, max_seconds=max_seconds, downmix=downmix)
+            X = prepare(hp, norm, extract(y, cfg)[None])
         except AudioError as exc:
             failures.append((path, exc))
             continue
-        X = norm.transform(extract(y, cfg)[None])
         p = predict_proba(model, hp, X)[0]
         order = np.argsort(-p)[:top]
-        results.append((path, [(config["classes"][k], float(p[k])) for k in order]))
+        results.append((path, [(config["classes"][k], float(p[k])) for k in order], notes))
     return results, failures, config
 
 
@@ -176,17 +181,20 @@ def cmd_predict(args) -> int:
     if ckpt is None:
         raise UsageError(f"no checkpoint given and none found under {DEFAULT_OUT_ROOT}/: run "
                          "'python apps/spoken_digits.py train' first, or pass --checkpoint")
-    results, failures, config = predict_files(args.files, ckpt, args.downmix, args.max_seconds,
-                                              args.top)
+    results, failures, config = predict_files(args.files, ckpt, not args.mono_only,
+                                              args.max_seconds, args.top)
     what = "digit" if config["task"] == "digit" else "speaker"
-    for path, ranked in results:
+    for path, ranked, notes in results:
+        for note in notes:
+            print(f"note: {note}", file=sys.stderr)
         best, prob = ranked[0]
         others = ", ".join(f"{c} {p:.3f}" for c, p in ranked[1:])
-        print(f"{path}: {what} {best} (p = {prob:.3f}; then {others})")
+        then = f"; then {others}" if others else ""
+        print(f"{path}: {what} {best} (p = {prob:.3f}{then})")
     for _, exc in failures:
         print(f"error: {describe(exc)}", file=sys.stderr)
-    if args.json:
-        print(json.dumps([{"file": p, "ranking": r} for p, r in results]
+    if args.json:  # one line, the last on stdout
+        print(json.dumps([{"file": p, "ranking": r, "notes": n} for p, r, n in results]
                          + [{"file": p, "error": describe(e)} for p, e in failures]))
     if failures:
         print(f"{len(failures)} of {len(args.files)} files could not be classified",

@@ -2,11 +2,13 @@
 
     hp = HParams(model="cnn")
     model = build_model(hp, (50, 50), n_classes=10)
-    proba = predict_proba(model, hp, X)                  # (N, classes) softmax probabilities
+    norm = fit_normaliser(hp, X_train_raw)              # CMVN (option) + training statistics
+    proba = predict_proba(model, hp, prepare(hp, norm, X_raw))   # (N, classes) probabilities
     save_model(path, model, hp, cfg, norm, "digit", DIGITS)
     model, hp, cfg, norm, config = load_model(path)
 
-Inputs are standardised feature images X (N, height, frames) float32 (features.Standardizer);
+Inputs are standardised feature images X (N, height, frames) float32 (``prepare``: optional
+per-utterance CMVN, then features.Standardizer with training-set statistics);
 labels are int class indices. Models (channels first):
     MLP: flattened image -> [Dense, ReLU, Dropout] per hidden size -> Dense -> softmax
     CNN: [Conv 3x3 'same', ReLU, MaxPool 2] x 2 -> Dropout -> Flatten -> Dense, ReLU, Dropout
@@ -24,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 import nnscratch as nn
+from apps.audio.augment import cmvn
 from apps.audio.features import FeatureConfig, Standardizer
 from apps.digits.data import APP, DEFAULT_OUT_ROOT
 
@@ -43,16 +46,19 @@ class HParams:
     epochs: int = 20
     shift: int = 3                   # augmentation: random time shift of up to +-shift frames
     norm: str = "band"               # Standardizer: 'band', 'pixel' or 'global'
+    augment: tuple = ("shift",)      # training augmentations (apps/digits/augment.py)
+    cmvn: str = "dataset"            # 'dataset': Standardizer only; 'utterance': CMVN first
 
     def to_dict(self) -> dict:
         d = dict(self.__dict__)
         d["channels"], d["hidden"] = list(self.channels), list(self.hidden)
+        d["augment"] = list(self.augment)
         return d
 
     @classmethod
     def from_dict(cls, d: dict) -> HParams:
         d = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
-        for k in ("channels", "hidden"):
+        for k in ("channels", "hidden", "augment"):
             if k in d:
                 d[k] = tuple(d[k])
         return cls(**d)
@@ -84,6 +90,23 @@ def build_model(hp: HParams, input_shape, n_classes: int) -> nn.Sequential:
     )
     model[0].input_grad = False  # the first convolution sees data: skip its col2im
     return model
+
+
+CMVN = ("dataset", "utterance")
+
+
+def fit_normaliser(hp: HParams, X) -> Standardizer:
+    """The Standardizer of the raw training images X (N, H, T), after per-utterance CMVN when
+    hp.cmvn is 'utterance' (then its statistics are close to 0 and 1)."""
+    if hp.cmvn not in CMVN:
+        raise ValueError(f"cmvn must be one of {CMVN}, got {hp.cmvn!r}")
+    return Standardizer(hp.norm).fit(cmvn(X) if hp.cmvn == "utterance" else X)
+
+
+def prepare(hp: HParams, norm: Standardizer, X):
+    """Raw feature images (N, H, T) -> the model's standardised images: per-utterance CMVN
+    (hp.cmvn == 'utterance', apps/audio/augment.cmvn), then the training-set statistics."""
+    return norm.transform(cmvn(X) if hp.cmvn == "utterance" else X)
 
 
 def as_input(hp: HParams, X):
@@ -132,6 +155,8 @@ def load_model(path):
                 and config["task"] in ("digit", "speaker")):
             raise ValueError("no class names or task")
         hp = HParams.from_dict(config["hparams"])
+        if hp.cmvn not in CMVN:
+            raise ValueError(f"cmvn {hp.cmvn!r}")
         cfg = FeatureConfig.from_dict(config["features"])
         model = build_model(hp, cfg.shape, len(config["classes"]))
         norm = Standardizer.from_arrays(config["norm_per"], meta.arrays["norm_mean"],

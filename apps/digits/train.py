@@ -25,6 +25,8 @@ from apps.audio import fsdd
 from apps.audio.features import FeatureConfig, Standardizer
 from apps.common.errors import UsageError
 from apps.common.runs import make_run_dir, write_summary
+from apps.digits.augment import PER_EXAMPLE, Augmenter
+from apps.digits.augment import settings as augment_settings
 from apps.digits.data import APP, Dataset, cache_dir_for, load_dataset
 from apps.digits.evaluate import (
     classification_report,
@@ -32,7 +34,15 @@ from apps.digits.evaluate import (
     plot_confusion,
     plot_history,
 )
-from apps.digits.model import HParams, as_input, build_model, predict_proba, save_model
+from apps.digits.model import (
+    HParams,
+    as_input,
+    build_model,
+    fit_normaliser,
+    predict_proba,
+    prepare,
+    save_model,
+)
 
 GRID = {"lr": [1e-3, 3e-3], "dropout": [0.25, 0.5]}
 
@@ -53,11 +63,14 @@ def _shift_batch(xb, max_shift, rng):
 
 
 def train_model(hp: HParams, Xtr, ytr, n_classes: int, Xval=None, yval=None, seed: int = 0,
-                progress: bool = True, desc: str = "train", log=print):
+                progress: bool = True, desc: str = "train", log=print,
+                augmenter: Augmenter | None = None):
     """Train one model; returns (model, history). Keeps the weights of the best validation epoch
     (highest accuracy, ties to the lowest loss) when a validation set is given, else the last.
 
     Xtr, Xval: standardised (N, H, T) float32; ytr, yval: (N,) int class indices.
+    augmenter: fresh augmented images each epoch and SpecAugment per batch (augment.py); the
+    random frame shift is on when 'shift' is in hp.augment.
     history: per epoch {'epoch', 'loss', 'train_acc', 'val_loss', 'val_acc', 'seconds'}.
     """
     nn.manual_seed(seed)
@@ -76,14 +89,19 @@ def train_model(hp: HParams, Xtr, ytr, n_classes: int, Xval=None, yval=None, see
 
         bar = tqdm(total=hp.epochs * ((n + hp.batch_size - 1) // hp.batch_size), desc=desc,
                    unit="batch", leave=False, dynamic_ncols=True)
+    shift = hp.shift if "shift" in hp.augment else 0
     for epoch in range(1, hp.epochs + 1):
         t0 = time.perf_counter()
+        X_epoch = augmenter.epoch(Xtr, rng) if augmenter is not None else Xtr
         model.train()
         perm = rng.permutation(n)
         tot_loss, tot_correct = 0.0, 0
         for i in range(0, n, hp.batch_size):
             b = perm[i:i + hp.batch_size]
-            xb = nn.to_device(as_input(hp, _shift_batch(Xtr[b], hp.shift, rng)))
+            xb = _shift_batch(X_epoch[b], shift, rng)
+            if augmenter is not None:
+                xb = augmenter.batch(xb, rng)
+            xb = nn.to_device(as_input(hp, xb))
             tb = nn.to_device(ytr[b])
             logits = model(xb)
             loss = loss_fn(logits, tb)
@@ -145,17 +163,28 @@ def _val_split(idx, labels, fraction, seed):
     return train, val
 
 
+def make_augmenter(ds: Dataset, hp: HParams, norm, idx) -> Augmenter | None:
+    """The Augmenter of the training examples ``idx`` (None when hp.augment asks for nothing
+    beyond the frame shift)."""
+    if not set(hp.augment) - {"shift"}:
+        return None
+    per_example = any(n in PER_EXAMPLE for n in hp.augment)
+    return Augmenter(hp.augment, ds.cfg, ds.waveforms(idx) if per_example else None,
+                     lambda X: prepare(hp, norm, X))
+
+
 def fit_and_test(ds: Dataset, task, hp, train_idx, test_idx, val_fraction=0.1, seed=0,
                  progress=True, desc="train", log=print) -> RunResult:
     """Standardise on train_idx (minus a validation share), train, predict test_idx."""
     y = ds.labels(task)
     n_classes = len(ds.class_names(task))
     tr, va = _val_split(train_idx, y, val_fraction, seed)
-    norm = Standardizer(hp.norm).fit(ds.X[tr])  # statistics from the training examples only
-    model, history = train_model(hp, norm.transform(ds.X[tr]), y[tr], n_classes,
-                                 norm.transform(ds.X[va]) if len(va) else None, y[va],
-                                 seed=seed, progress=progress, desc=desc, log=log)
-    proba = predict_proba(model, hp, norm.transform(ds.X[test_idx]))
+    norm = fit_normaliser(hp, ds.X[tr])  # statistics from the training examples only
+    model, history = train_model(hp, prepare(hp, norm, ds.X[tr]), y[tr], n_classes,
+                                 prepare(hp, norm, ds.X[va]) if len(va) else None, y[va],
+                                 seed=seed, progress=progress, desc=desc, log=log,
+                                 augmenter=make_augmenter(ds, hp, norm, tr))
+    proba = predict_proba(model, hp, prepare(hp, norm, ds.X[test_idx]))
     pred = proba.argmax(axis=1)
     test = classification_report(y[test_idx], pred, ds.speakers[test_idx], ds.speaker_names,
                                  ds.class_names(task), task)
@@ -171,10 +200,12 @@ def cross_validate(ds: Dataset, task, hp, train_idx, k=5, seed=0, progress=True,
     folds = fsdd.kfold(train_idx, y[train_idx], k=k, seed=seed)
     results = []
     for f, (tr, va) in enumerate(folds):
-        norm = Standardizer(hp.norm).fit(ds.X[tr])
-        model, hist = train_model(hp, norm.transform(ds.X[tr]), y[tr], n_classes, seed=seed + f,
-                                  progress=progress, desc=f"{desc} fold {f + 1}/{k}", log=None)
-        proba = predict_proba(model, hp, norm.transform(ds.X[va]))
+        norm = fit_normaliser(hp, ds.X[tr])
+        model, hist = train_model(hp, prepare(hp, norm, ds.X[tr]), y[tr], n_classes,
+                                  seed=seed + f, progress=progress,
+                                  desc=f"{desc} fold {f + 1}/{k}", log=None,
+                                  augmenter=make_augmenter(ds, hp, norm, tr))
+        proba = predict_proba(model, hp, prepare(hp, norm, ds.X[va]))
         acc = float((proba.argmax(1) == y[va]).mean())
         log(f"[{desc}] fold {f + 1}/{k}: validation accuracy {acc:.4f}")
         results.append({"fold": f + 1, "val_acc": round(acc, 4), "model": model, "norm": norm,
@@ -187,7 +218,8 @@ def cross_validate(ds: Dataset, task, hp, train_idx, k=5, seed=0, progress=True,
 def majority_vote(results, hp, X):
     """The seed's rule (chapter 3.3, step 7): each example gets the class that most of the K
     sub-models predict; ties go to the class with the larger summed probability."""
-    probas = np.stack([predict_proba(r["model"], hp, r["norm"].transform(X)) for r in results])
+    probas = np.stack([predict_proba(r["model"], hp, prepare(hp, r["norm"], X))
+                       for r in results])
     n_cls = probas.shape[-1]
     counts = np.stack([(probas.argmax(-1) == c).sum(0) for c in range(n_cls)], axis=1)
     return (counts + 1e-3 * probas.sum(0) / len(results)).argmax(axis=1)
@@ -220,7 +252,8 @@ def hparams(args) -> HParams:
     return HParams(model=args.model, channels=tuple(args.channels), hidden=tuple(args.hidden),
                    dense=args.dense, dropout=args.dropout, lr=args.lr,
                    weight_decay=args.weight_decay, batch_size=args.batch_size, epochs=args.epochs,
-                   shift=args.shift, norm=args.norm)
+                   shift=args.shift, norm=args.norm, augment=tuple(args.augment),
+                   cmvn=args.cmvn)
 
 
 def _train_official(args, ds, task, hp, cfg, out, summary, log):
@@ -365,6 +398,7 @@ def cmd_train(args, task: str = "digit", log=print) -> int:
                       cache_dir=cache_dir_for(args), log=log)
     summary = {"app": APP, "task": task, "split": args.split, "model": hp.model,
                "features": cfg.to_dict(), "hparams": hp.to_dict(), "seed": args.seed,
+               "augment": augment_settings(hp.augment), "cmvn": hp.cmvn,
                "data": fsdd.resolve_root(args.data), "n_recordings": len(ds.recs), "files": []}
     if args.split == "official":
         _train_official(args, ds, task, hp, cfg, out, summary, log)

@@ -2,7 +2,8 @@
 
 A few training steps lower the loss; the CLI writes summary.json, confusion.png, training.png and
 a checkpoint that reloads to the same predictions; predict classifies a real file at another
-sample rate; bad input (unreadable, empty, silent, stereo, too long) gets a clear error.
+sample rate (tests/apps/test_digits_predict.py does more); bad input (unreadable, empty, silent,
+stereo with --mono-only, too long, a steady tone) gets a clear error.
 The full-size trainings behind the accuracy figures are marked slow.
 """
 from __future__ import annotations
@@ -104,24 +105,26 @@ def test_predict_bad_inputs_give_clear_errors(tmp_path, capsys, small_ds):
     ckpt = save_model(str(tmp_path / "m.npz"), model, hp, small_ds.cfg, norm, "digit", DIGITS)
     sr = 8000
     tone = 0.3 * np.sin(2 * np.pi * 200 * np.arange(sr) / sr)
+    word, _ = sf.read(os.path.join(FSDD, "recordings", "7_jackson_32.wav"))
     cases = {
-        "stereo.wav": (np.stack([tone, tone], 1), "stereo"),
-        "silent.wav": (np.zeros(sr), "silent"),
-        "empty.wav": (np.zeros(0), "no audio samples"),
-        "long.wav": (np.tile(tone, 11), "s long"),
+        "stereo.wav": (np.stack([word, word], 1), "stereo", ["--mono-only"]),
+        "silent.wav": (np.zeros(sr), "silent", []),
+        "empty.wav": (np.zeros(0), "no audio samples", []),
+        "long.wav": (np.tile(tone, 11), "s long", []),
+        "tone.wav": (tone, "no word stands out", []),
     }
-    for name, (data, _) in cases.items():
+    for name, (data, _, _) in cases.items():
         sf.write(tmp_path / name, data, sr)
     (tmp_path / "broken.wav").write_bytes(b"RIFF0000WAVEjunk")
-    cases["broken.wav"] = (None, "not a readable audio file")
-    cases["missing.wav"] = (None, "no such file")
-    for name, (_, pattern) in cases.items():
-        rc = sd.main(["predict", str(tmp_path / name), "--checkpoint", ckpt])
+    cases["broken.wav"] = (None, "not a readable audio file", [])
+    cases["missing.wav"] = (None, "no such file", [])
+    for name, (_, pattern, extra) in cases.items():
+        rc = sd.main(["predict", str(tmp_path / name), "--checkpoint", ckpt, *extra])
         err = capsys.readouterr().err
         assert rc == 2 and pattern in err and name in err, (name, err)
-    # --downmix accepts the stereo file
-    assert sd.main(["predict", str(tmp_path / "stereo.wav"), "--checkpoint", ckpt,
-                    "--downmix"]) == 0
+    # without --mono-only the stereo file is averaged to mono, with a note
+    assert sd.main(["predict", str(tmp_path / "stereo.wav"), "--checkpoint", ckpt]) == 0
+    assert "averaged to mono" in capsys.readouterr().err
 
 
 def test_cli_argument_and_data_errors(tmp_path, monkeypatch, capsys):

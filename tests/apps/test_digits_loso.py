@@ -1,0 +1,123 @@
+"""Augmentations wired into training, and the `loso` command, on tiny real slices of FSDD.
+
+The held-out speaker of a leave-one-speaker-out fold must never be seen while the settings are
+chosen: every call that trains or scores during the inner cross-validation is recorded and
+checked. The figures themselves come from full runs (docs/digits.md), not from these tests.
+"""
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from apps import spoken_digits as sd
+from apps.audio import fsdd
+from apps.audio.features import FeatureConfig
+from apps.digits import loso as loso_mod
+from apps.digits.augment import AUGMENTS, Augmenter
+from apps.digits.data import load_dataset
+from apps.digits.model import HParams, fit_normaliser, load_model, prepare
+from apps.digits.train import make_augmenter, train_model
+from conftest import SHARED_DATA
+
+FSDD = os.path.join(SHARED_DATA, "fsdd")
+pytestmark = pytest.mark.skipif(not os.path.isdir(os.path.join(FSDD, "recordings")),
+                                reason="FSDD not found in ../shared/data/fsdd")
+TINY = ["--model", "mlp", "--hidden", "32", "--no-progress", "--no-cache", "--data", FSDD]
+
+
+@pytest.fixture(scope="module")
+def small_ds():
+    return load_dataset(FSDD, FeatureConfig(), limit_per_class=6, progress=False,
+                        log=lambda *a: None)
+
+
+def test_training_with_every_augmentation_lowers_the_loss(small_ds):
+    hp = HParams(model="mlp", hidden=(64,), epochs=6, lr=3e-3, batch_size=32, dropout=0.1,
+                 augment=AUGMENTS, cmvn="utterance")
+    idx = np.arange(len(small_ds.recs))
+    norm = fit_normaliser(hp, small_ds.X)
+    aug = make_augmenter(small_ds, hp, norm, idx)
+    assert isinstance(aug, Augmenter) and aug.per_example and len(aug.signals) == len(idx)
+    _, hist = train_model(hp, prepare(hp, norm, small_ds.X), small_ds.digits, 10,
+                          progress=False, log=None, augmenter=aug)
+    assert hist[-1]["loss"] < 0.8 * hist[0]["loss"], [h["loss"] for h in hist]
+    assert make_augmenter(small_ds, HParams(augment=("shift",)), norm, idx) is None
+
+
+def test_train_cli_with_augmentations_and_utterance_cmvn(tmp_path, capsys):
+    out = tmp_path / "aug"
+    rc = sd.main(["train", "--limit", "6", "--epochs", "2", "--out", str(out), "--augment",
+                  ",".join(AUGMENTS), "--cmvn", "utterance", *TINY])
+    assert rc == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert set(summary["augment"]) == set(AUGMENTS) | {"p_apply"}
+    assert summary["hparams"]["augment"] == list(AUGMENTS) and summary["cmvn"] == "utterance"
+    model, hp, cfg, norm, _ = load_model(str(out / "model.npz"))
+    assert hp.cmvn == "utterance" and hp.augment == AUGMENTS
+    # evaluate applies the same CMVN: the same test accuracy from the checkpoint alone
+    rc = sd.main(["evaluate", str(out / "model.npz"), "--limit", "6", "--no-progress",
+                  "--no-cache", "--data", FSDD])
+    assert rc == 0
+    ev = json.loads((out / "evaluate.json").read_text())
+    assert ev["accuracy"] == pytest.approx(summary["test"]["accuracy"], abs=1e-4)
+    with pytest.raises(SystemExit):
+        sd.main(["train", "--augment", "speed,echo"])
+    assert "unknown augmentation(s) echo" in capsys.readouterr().err
+
+
+def test_loso_never_looks_at_the_held_out_speaker_while_choosing(tmp_path, monkeypatch):
+    calls = []
+    real = loso_mod.fit_and_test
+
+    def spy(ds, task, hp, train_idx, test_idx, *a, **k):
+        calls.append((k.get("desc", ""), set(ds.speakers[train_idx]), set(ds.speakers[test_idx]),
+                      (tuple(hp.augment), hp.cmvn)))
+        return real(ds, task, hp, train_idx, test_idx, *a, **k)
+
+    monkeypatch.setattr(loso_mod, "fit_and_test", spy)
+    out = tmp_path / "loso"
+    rc = sd.main(["loso", "--limit", "2", "--epochs", "1", "--val-fraction", "0.5",
+                  "--search-augment", "shift", "shift,specaugment", "--search-cmvn", "dataset",
+                  "utterance", "--inner-folds", "2", "--held-out", "george", "theo",
+                  "--out", str(out), *TINY])
+    assert rc == 0
+    summary = json.loads((out / "summary.json").read_text())
+    names = fsdd.speaker_names(fsdd.list_recordings(FSDD))
+    assert [f["held_out"] for f in summary["folds"]] == ["george", "theo"]
+    assert summary["complete"] is True
+    assert len(calls) == 2 * (4 * 2 + 1)  # per fold: 4 candidates x 2 inner folds, 1 final fit
+    for f, fold_calls in zip(summary["folds"], (calls[:9], calls[9:])):
+        held = names.index(f["held_out"])
+        inner, final = fold_calls[:-1], fold_calls[-1]
+        for _, tr, te, _ in inner:
+            assert held not in tr and held not in te
+        assert final[2] == {held} and held not in final[1]
+        assert (list(final[3][0]), final[3][1]) == (f["chosen"]["augment"], f["chosen"]["cmvn"])
+        assert len(f["inner_cv"]) == 4
+        for row in f["inner_cv"]:
+            assert set(row["per_speaker_accuracy"]) == set(names) - {f["held_out"]}
+        best = max(f["inner_cv"], key=lambda r: r["mean"])
+        assert f["chosen"] == {"augment": best["augment"], "cmvn": best["cmvn"]}
+        assert (out / f"confusion_without_{f['held_out']}.png").exists()
+        assert np.array(f["confusion"]).sum() == f["n_test"] == 20
+    accs = summary["per_speaker_accuracy"]
+    assert summary["mean"] == pytest.approx(np.mean(list(accs.values())), abs=1e-4)
+    assert summary["worst"] == min(accs.values()) and (out / "confusion.png").exists()
+    assert np.array(summary["confusion"]).sum() == 40
+
+
+def test_loso_with_one_candidate_skips_the_inner_cv_and_refuses_unknown_speakers(tmp_path,
+                                                                               capsys):
+    out = tmp_path / "one"
+    assert sd.main(["loso", "--limit", "2", "--epochs", "1", "--held-out", "lucas",
+                    "--out", str(out), *TINY]) == 0
+    fold = json.loads((out / "summary.json").read_text())["folds"][0]
+    assert fold["inner_cv"] == [] and fold["chosen"] == {"augment": ["shift"], "cmvn": "dataset"}
+    capsys.readouterr()
+    assert sd.main(["loso", "--held-out", "nobody", "--out", str(tmp_path / "x"), *TINY]) == 2
+    err = capsys.readouterr().err
+    assert "nobody" in err and "not an FSDD speaker" in err
+    assert not (tmp_path / "x").exists()
