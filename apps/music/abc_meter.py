@@ -62,6 +62,8 @@ IDLE_CHARS = frozenset('.~()-"{!+HIJKLMNOPQRSTUVWXYuv')
 MAX_IDLE_RUN = 4
 #: the fields a line of the tune's body may set (the only ones the training tunes use there)
 BODY_FIELDS = frozenset("KLM")
+#: the inline fields ("[V:2]") the training tunes use
+INLINE_FIELDS = frozenset("KLMPV")
 PLAIN = "|"
 # tuplet (p: p notes in the time of q (ABC 2.1, section 4.13); 0: q depends on the meter
 _TUPLET_Q = {2: 3, 3: 2, 4: 3, 5: 0, 6: 2, 7: 0, 8: 3, 9: 0}
@@ -225,8 +227,9 @@ class BarTracker:
         if self.held:
             held, self.held = self.held, ""
             self._music(held)
-        if self.tuplet_text or self.tuplet_left:
-            self.broken = True          # a tuplet left open at a line end ("(3" then a newline)
+        if self.tuplet_text or self.tuplet_left or self.bracket or self.chord is not None \
+                or self.mode == "inline":
+            self.broken = True          # a tuplet, "[" or chord left open at a line end
         if self.mode in ("comment", "quote", "deco", "plus", "inline"):
             self.mode = "music"         # none of these runs across a line end
         self._close_pending()
@@ -264,7 +267,9 @@ class BarTracker:
         mode = self.mode
         if mode != "music":
             if mode == "inline":
-                if ch == "]":
+                if len(self.inline) == 1 and ch != ":":
+                    self.broken = True  # "[V2C2]": neither a chord nor an inline field
+                elif ch == "]":
                     self.mode = "music"
                     if re.match(r"^[A-Za-z]:", self.inline):
                         self._field(self.inline[0], self.inline[2:])
@@ -276,6 +281,8 @@ class BarTracker:
         if self.bracket:
             self.bracket = False
             if ch.isalpha() and ch not in NOTE_LETTERS and ch not in RESTS:
+                if ch not in INLINE_FIELDS:
+                    self.broken = True                       # "[k": music21 fails on it
                 self.mode, self.inline = "inline", ch        # [M:3/4], [K:G]
                 return
             if ch == "|" or ch.isdigit():
@@ -350,6 +357,8 @@ class BarTracker:
             self.multirest = True
         elif ch == "(":
             self.tuplet_text = "("
+        elif ch == "{" and self.tuplet_left:
+            self.broken = True          # music21 counts a grace note as one of the tuplet's
         else:
             self.mode = {'"': "quote", "!": "deco", "+": "plus", "{": "grace",
                          "%": "comment"}.get(ch, "music")
@@ -404,33 +413,33 @@ class BarTracker:
             self.broken = True
 
     def _tuplet_continues(self, ch: str) -> bool:
-        """Does ``ch`` continue the tuplet mark "(p:q:r" being read? p, q and r are one digit
-        each (2-9 for p, 1-9 for q and r), q and r optional: "(3", "(3:2", "(3::2", "(3:2:3".
-        Anything else ends the mark ("(" alone is a slur)."""
+        """Does ``ch`` continue the tuplet mark being read? Only the forms the training tunes
+        use (7,700 "(3", a few "(5", "(9", "(3:2"): "(p" with p 2-9, and "(p:q" with q the
+        standard q for p (ABC 2.1, 4.13), which music21 reads as the tracker does. Anything else
+        ends the mark ("(" alone is a slur); a mark ending in ":" is refused."""
         parts = self.tuplet_text[1:].split(":")
         if ch == ":":
-            return parts[0] != "" and len(parts) < 3
+            return parts[0] != "" and len(parts) == 1
         if not ch.isdigit():
             return False
         if len(parts) == 1:
             return parts[0] == "" and ch in "23456789"
-        return parts[-1] == "" and ch != "0"
+        q = _TUPLET_Q[int(parts[0])]
+        return parts[1] == "" and (int(ch) == q or q == 0 and ch in "23")
 
     def _tuplet_least(self) -> Fraction:
-        """For the tuplet mark "(p:q:r" still being written: the least total factor its notes
-        can take, r_min * q_min / p (r may still be written as 1, q as 1)."""
-        parts = self.tuplet_text[1:].split(":")
-        p = int(parts[0])
-        q = 1 if len(parts) < 2 or parts[1] == "" and len(parts) == 2 else \
-            int(parts[1]) if parts[1] else (_TUPLET_Q.get(p) or 2)
-        r = int(parts[2]) if len(parts) == 3 and parts[2] else 1
-        return Fraction(r * q, p)
+        """For the tuplet mark being written ("(p" or "(p:q", q the standard one): the least
+        total factor its p notes can take, p * q / p = q (2 where q depends on the meter)."""
+        return Fraction(_TUPLET_Q[int(self.tuplet_text[1:].split(":")[0])] or 2)
 
     def _start_tuplet(self) -> None:
         text, self.tuplet_text = self.tuplet_text, ""
         m = re.fullmatch(r"\((\d+)(?::(\d*))?(?::(\d*))?", text)
         if not m:
             return                      # "(" then something else: a slur
+        if text.endswith(":"):
+            self.broken = True          # "(3:" with no q: a form music21 reads otherwise
+            return
         if self.tuplet_left:
             self.broken = True          # "(3(3": a tuplet inside one not yet complete
             return

@@ -29,7 +29,7 @@ def bars_of(body: str, m: str = "4/4", l: str = "1/8") -> list[float]:
     ("A//B//c//d// e3 f2 g2|", [4.0]),        # quarters by repeated slashes
     ("A>B c<d e>>f g2|", [4.0]),              # broken rhythm keeps each pair's total
     ("(3ABc d2 e4|", [4.0]),                  # a triplet of eighths lasts a quarter
-    ("(3:2:3A2B2c2 e4|", [4.0]),              # the full tuplet form
+    ("(3:2ABc d2 e4|", [4.0]),                # the tuplet with its q written
     ("[CEG]2 [DF]2 [EG]4|", [4.0]),           # a chord lasts its first note's length
     ("[C2E2G2] z2 x4|", [4.0]),               # inner lengths; rests z and x
     ("{ag}A2 {/g}B2 c4|", [4.0]),             # grace notes take no time
@@ -160,6 +160,12 @@ def test_mask_holds_the_header_to_the_canonical_forms():
     ("A2 B2 (3cd|e f4|", "a tuplet across a barline"),
     ("A2 B2 (3c\nde f4|", "a tuplet left open at a line end"),
     ("A2 >B2 c4|", "a broken rhythm not right after a note"),
+    ("(3:1ABC D2 E4|", "a tuplet whose q is not the standard one"),
+    ("(3:2:3A2B2c2 e4|", "a tuplet with its r written (no training tune has one)"),
+    ("(3{A}Bcd e2 f4|", "a grace note inside a tuplet (music21 counts it as a member)"),
+    ("[V2C2] A2 B2 c4|", "a bracket that is neither a chord nor an inline field"),
+    ("A2 B2 [\nc4|", "a bracket left open at a line end"),
+    ("A2 B2 [k\nc4|", "an inline field no tune uses, left open at a line end"),
     ("ABcd efga|\nB:|ABcd efga|", "a field line the body may not set (music21 reads notes)"),
 ])
 def test_tracker_refuses_what_music21_reads_otherwise(body, why):
@@ -170,8 +176,8 @@ def test_tracker_refuses_what_music21_reads_otherwise(body, why):
 
 
 @pytest.mark.parametrize("body", [
-    "(3ABc (3def g4|", "(3:2:3A2B2c2 e4|", "Z4|ABcd efga|", "((AB)) c2 d4|",
-    "ABcd efga|\nM:3/4\nABc def|", "A2>B2 c4|",
+    "(3ABc (3def g4|", "(3:2ABc d2 e4|", "Z4|ABcd efga|", "((AB)) c2 d4|",
+    "ABcd efga|\nM:3/4\nABc def|", "A2>B2 c4|", "[V:1] ABcd efga|",
 ])
 def test_tracker_keeps_the_forms_real_tunes_use(body):
     t = BarTracker().feed_text(HEAD.format(m="4/4", l="1/8") + body)
