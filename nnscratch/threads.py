@@ -102,16 +102,24 @@ class Sample:
 _TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
+def _proc_stat(stat_text: str | None) -> str | None:
+    """``stat_text`` if given, else the text of /proc/stat (None where there is none)."""
+    if stat_text is not None:
+        return stat_text
+    try:
+        with open("/proc/stat") as f:
+            return f.read()
+    except OSError:
+        return None
+
+
 def busy_seconds(cpus, stat_text: str | None = None) -> float | None:
     """CPU-seconds the given CPUs (None: all) spent busy since boot: user, nice, system, irq,
     softirq and steal (time the hypervisor gave to someone else) from /proc/stat (or
     ``stat_text``); idle and iowait count as free. None without /proc/stat."""
+    stat_text = _proc_stat(stat_text)
     if stat_text is None:
-        try:
-            with open("/proc/stat") as f:
-                stat_text = f.read()
-        except OSError:
-            return None
+        return None
     lines = stat_text.splitlines()
     total = 0
     found = False
@@ -265,12 +273,9 @@ class ThreadPolicy:
 def runnable_now(stat_text: str | None = None) -> int | None:
     """Threads runnable on the machine at this instant (``procs_running`` in /proc/stat, the
     caller included); None without /proc/stat."""
+    stat_text = _proc_stat(stat_text)
     if stat_text is None:
-        try:
-            with open("/proc/stat") as f:
-                stat_text = f.read()
-        except OSError:
-            return None
+        return None
     for line in stat_text.splitlines():
         if line.startswith("procs_running"):
             return int(line.split()[1])
