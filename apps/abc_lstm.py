@@ -31,6 +31,7 @@ from apps.abc_tunes.data import prepare_cmd
 from apps.abc_tunes.sample import sample_cmd
 from apps.abc_tunes.train import PRESETS, main_job, train_cmd
 from apps.common.cli import (
+    finite_float,
     nonnegative_float,
     nonnegative_int,
     positive_float,
@@ -62,11 +63,12 @@ def _add_train_args(p):
                    help="ReduceLROnPlateau patience, in evaluations")
     p.add_argument("--clip", type=positive_float, default=1.0, help="global gradient-norm clip")
     p.add_argument("--seed", type=nonnegative_int, default=0)
-    p.add_argument("--schedule", choices=("cosine", "plateau"), default="cosine",
-                   help="learning rate: a warm-up then a cosine decay over the run's budget "
-                   "(time or steps), or halved when validation stalls (default: cosine)")
+    p.add_argument("--schedule", choices=("cosine", "linear", "plateau"), default=None,
+                   help="learning rate: a warm-up then a cosine decay (to lr / 50) or a linear "
+                   "one (to 0) over the run's budget (time or steps), or halved when validation "
+                   "stalls (default: the preset's; linear for main, cosine for the others)")
     p.add_argument("--warmup", type=nonnegative_int, default=100,
-                   help="warm-up steps of the cosine schedule")
+                   help="warm-up steps of the cosine or linear schedule")
     p.add_argument("--stateful", action=argparse.BooleanOptionalAction, default=None,
                    help="read the text in order, carrying the state from window to window "
                    "(truncated backprop through time) instead of random windows from a zero "
@@ -75,7 +77,8 @@ def _add_train_args(p):
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     for k, t in (("embedding", positive_int), ("hidden", positive_int), ("layers", positive_int),
                  ("dropout", unit_interval), ("batch", positive_int), ("seq", positive_int),
-                 ("lr", positive_float), ("weight-decay", nonnegative_float)):
+                 ("lr", positive_float), ("weight-decay", nonnegative_float),
+                 ("forget-bias", finite_float)):
         p.add_argument(f"--{k}", type=t, default=None, help="override the preset")
 
 

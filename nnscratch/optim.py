@@ -346,28 +346,38 @@ class ExponentialLR(_Schedule):
 
 
 class WarmupCosine(_Schedule):
-    """Linear warm-up, then a half cosine from ``base_lr`` down to ``base_lr * final_ratio``.
+    """Linear warm-up, then a decay from ``base_lr`` down to ``base_lr * final_ratio``: a half
+    cosine (``shape="cosine"``) or a straight line (``shape="linear"``).
 
     The schedule follows *progress*, a number from 0 (start) to 1 (end of the run), which the
     caller sets with ``step(progress, step)``: steps done over the step budget, or time spent
-    over a time budget (a run of 15 minutes ends its cosine at 15 minutes however fast the
+    over a time budget (a run of 15 minutes ends its decay at 15 minutes however fast the
     machine is). Warm-up counts steps: lr rises linearly over the first ``warmup`` steps.
 
-        lr = final + (base - final) * (1 + cos(pi * progress)) / 2, times min(1, step / warmup)
+        cosine: lr = final + (base - final) * (1 + cos(pi * progress)) / 2
+        linear: lr = final + (base - final) * (1 - progress)
+    times min(1, (step + 1) / warmup). The linear decay to zero (``final_ratio=0``) is the one
+    Bergsma et al. (2025, "Straight to zero") find best at a fixed budget.
     """
 
-    def __init__(self, optimizer, warmup: int = 0, final_ratio: float = 0.02):
+    SHAPES = ("cosine", "linear")
+
+    def __init__(self, optimizer, warmup: int = 0, final_ratio: float = 0.02,
+                 shape: str = "cosine"):
         super().__init__(optimizer)
         if warmup < 0 or not 0 <= final_ratio <= 1:
             raise ValueError(f"WarmupCosine: need warmup >= 0 and 0 <= final_ratio <= 1, got "
                              f"{warmup} and {final_ratio}")
-        self.warmup, self.final_ratio = int(warmup), float(final_ratio)
+        if shape not in self.SHAPES:
+            raise ValueError(f"WarmupCosine: shape must be one of {self.SHAPES}, got {shape!r}")
+        self.warmup, self.final_ratio, self.shape = int(warmup), float(final_ratio), shape
         self.progress = 0.0
 
     def lr_at(self, progress: float, step: int) -> float:
         p = min(max(float(progress), 0.0), 1.0)
         final = self.base_lr * self.final_ratio
-        lr = final + (self.base_lr - final) * 0.5 * (1.0 + math.cos(math.pi * p))
+        fall = 0.5 * (1.0 + math.cos(math.pi * p)) if self.shape == "cosine" else 1.0 - p
+        lr = final + (self.base_lr - final) * fall
         if self.warmup and step < self.warmup:
             lr *= (step + 1) / self.warmup
         return lr

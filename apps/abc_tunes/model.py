@@ -23,6 +23,7 @@ class ModelConfig:
     hidden: int = 256
     layers: int = 2
     dropout: float = 0.2
+    forget_bias: float = 0.0   # added to the forget gates' bias at initialisation
 
 
 class MusicRNN(nn.Layer):
@@ -41,7 +42,8 @@ class MusicRNN(nn.Layer):
         self.fold_embedding = fold_embedding
         self.embedding = Embedding(cfg.vocab_size, cfg.embedding)
         self.lstm = LSTM(cfg.embedding, cfg.hidden, num_layers=cfg.layers,
-                         dropout=cfg.dropout if cfg.layers > 1 else 0.0)
+                         dropout=cfg.dropout if cfg.layers > 1 else 0.0,
+                         forget_bias=cfg.forget_bias)
         self.dropout = Dropout(cfg.dropout)
         self.head = nn.Dense(cfg.hidden, cfg.vocab_size, init="uniform_fan_in")
 

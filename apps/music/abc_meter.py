@@ -60,6 +60,9 @@ SUFFIX_CHARS = frozenset("0123456789/")
 #: or 5), and a longer run is how sampling escapes a bar it cannot end ("(({c}T((.{B}...")
 IDLE_CHARS = frozenset('.~()-"{!+HIJKLMNOPQRSTUVWXYuv')
 MAX_IDLE_RUN = 4
+#: the longest chord symbol or annotation between quotes (the training tunes' longest: 33); a
+#: quote may hold no barline and no length ("/2"), and must close on its line
+MAX_QUOTE = 40
 #: the fields a line of the tune's body may set (the only ones the training tunes use there)
 BODY_FIELDS = frozenset("KLM")
 #: the inline fields ("[V:2]") the training tunes use
@@ -126,6 +129,8 @@ class BarTracker:
     header_lines: int = 0            # header lines read (X:, M:, L:, K:)
     line: str = ""                   # the current line (field lines are read at their end)
     mode: str = "music"              # music field inline quote deco plus grace comment
+    quote_last: str = ""             # the character before this one inside "..."
+    quote_len: int = 0               # characters inside "..." so far
     held: str = ""                   # a letter starting a body line: a note, or a field ("M:")?
     fill: Fraction = Fraction(0)     # closed notes of the current bar
     fill_before_last: Fraction = Fraction(0)
@@ -170,7 +175,8 @@ class BarTracker:
                 None if c is None else (c.base, c.suffix, c.letter), self.broken_run,
                 self.next_factor, self.tuplet_text, self.tuplet_left, self.tuplet_factor,
                 self.idle_run, self.multirest,
-                self.bracket, self.inline if self.mode == "inline" else "", self.barline,
+                self.bracket, self.inline if self.mode == "inline" else "",
+                (self.quote_last, self.quote_len) if self.mode == "quote" else "", self.barline,
                 self.left, self.closed_bars > 0, self.must_end, self.broken,
                 self.line if self.mode == "field" or not self.in_body else "")
 
@@ -228,8 +234,8 @@ class BarTracker:
             held, self.held = self.held, ""
             self._music(held)
         if self.tuplet_text or self.tuplet_left or self.bracket or self.chord is not None \
-                or self.mode == "inline":
-            self.broken = True          # a tuplet, "[" or chord left open at a line end
+                or self.mode in ("inline", "quote"):
+            self.broken = True          # a tuplet, "[", chord or quote left open at a line end
         if self.mode in ("comment", "quote", "deco", "plus", "inline"):
             self.mode = "music"         # none of these runs across a line end
         self._close_pending()
@@ -277,6 +283,14 @@ class BarTracker:
                     self.inline += ch
             elif (mode, ch) in (("quote", '"'), ("deco", "!"), ("plus", "+"), ("grace", "}")):
                 self.mode = "music"
+            elif mode == "quote":
+                # a chord symbol or annotation holds no barline and no length ("/2"): none of
+                # the real tunes' 26,025 do, and music21 then reads notes the tracker skipped
+                self.quote_len += 1
+                if ch == "|" or (self.quote_last == "/" and ch.isdigit()) \
+                        or self.quote_len > MAX_QUOTE:
+                    self.broken = True
+                self.quote_last = ch
             return
         if self.bracket:
             self.bracket = False
@@ -362,6 +376,7 @@ class BarTracker:
         else:
             self.mode = {'"': "quote", "!": "deco", "+": "plus", "{": "grace",
                          "%": "comment"}.get(ch, "music")
+            self.quote_last, self.quote_len = "", 0
         # anything else (spaces, ties "-", slurs ")", decorations ~ . H-W, "y", "`", "\\")
         # takes no time
 

@@ -15,7 +15,7 @@ from apps import abc_lstm
 from apps.abc_tunes.data import StreamSampler, Vocab, load_prepared, prepare
 from apps.abc_tunes.model import ModelConfig, MusicRNN
 from apps.abc_tunes.sample import sample, sample_tunes
-from apps.abc_tunes.train import Progress, Trainer, bar_position
+from apps.abc_tunes.train import Progress, Trainer, bar_position, hyperparameters
 from conftest import SHARED_DATA
 
 TUNES = os.path.join(SHARED_DATA, "folk-abc", "tunes.jsonl")
@@ -183,6 +183,30 @@ def test_main_job_trains_then_samples_into_one_run_folder(slice_dir, tmp_path):
     assert summary["samples"]["n"] == 3
     assert (out / "samples.abc").read_text().count("X:1") == 3
     assert {"metrics.csv", "curves.png", "best.npz", "last.npz"} <= set(os.listdir(out))
+
+
+def test_presets_choose_their_schedule_and_flags_override_them():
+    """main decays the lr linearly to 0, the other presets by a cosine; --schedule and
+    --forget-bias win over the preset, and the trainer builds what the settings say."""
+    parser = abc_lstm.build_parser()
+    hp = hyperparameters(parser.parse_args(["train", "--preset", "main"]))
+    assert hp["schedule"] == "linear" and "forget_bias" not in hp
+    assert hyperparameters(parser.parse_args(["train", "--preset", "cpu"]))["schedule"] == "cosine"
+    hp = hyperparameters(parser.parse_args(["train", "--schedule", "cosine", "--forget-bias", "1"]))
+    assert hp["schedule"] == "cosine" and hp["forget_bias"] == 1.0
+    with pytest.raises(SystemExit):
+        parser.parse_args(["train", "--forget-bias", "nan"])
+
+
+def test_linear_schedule_reaches_zero_at_the_end_of_the_steps(slice_dir, tmp_path):
+    t = _trainer(tmp_path / "run", slice_dir / "data",
+                 dict(TINY, schedule="linear", warmup=2, forget_bias=1.0))
+    H = TINY["hidden"]
+    b = t.model.lstm.bias_l0.data
+    assert np.all(b[H:2 * H] > 1.0 - 1.0 / np.sqrt(H) - 1e-6)   # forget bias 1 + U(+-1/sqrt H)
+    t.run(max_steps=10, max_minutes=None, eval_every=10, progress=False)
+    assert t.opt.lr == pytest.approx(TINY["lr"] * 0.1)           # set before the 10th step
+    assert t.cosine.shape == "linear" and t.cosine.final_ratio == 0.0
 
 
 def test_progress_counts_towards_the_time_budget():

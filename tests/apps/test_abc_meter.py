@@ -133,6 +133,24 @@ def test_mask_blocks_overfull_and_short_bars():
     assert np.array_equal(m(BarTracker().feed_text(head)), m(BarTracker().feed_text(head)))
 
 
+def test_mask_inside_a_chord_symbol_depends_on_the_last_character():
+    """One masker, memoised: a digit is allowed in "A7" but not after a "/" ("G/2"), whichever
+    state it saw first, and a barline never inside the quotes (a shared memo once let "/2"
+    through and left the tracker broken for the rest of the tune)."""
+    itos = ["<unk>", " ", "\n", "|", "/", "2", "7", "A", "G", "b", '"']
+    m = MeterMask(itos)
+    head = HEAD.format(m="4/4", l="1/8")
+
+    def allowed(text):
+        return {c for c, ok in zip(itos, m(BarTracker().feed_text(text))) if ok}
+
+    assert {"7", "2", "/", '"'} <= allowed(head + 'A2 "A')
+    assert not {"2", "7", "|"} & allowed(head + 'A2 "G/')
+    assert "b" in allowed(head + 'A2 "G/')
+    assert {"7", "2"} <= allowed(head + 'A2 "A')           # again, after the "/" state
+    assert m.dead_ends == 0
+
+
 def test_mask_holds_the_header_to_the_canonical_forms():
     itos = ["<unk>", "\n", ":", "/", "1", "2", "4", "6", "8", "A", "D", "G", "K", "L", "M", "X",
             "a", "o", "r", "m", "i", "x"]
@@ -167,6 +185,10 @@ def test_mask_holds_the_header_to_the_canonical_forms():
     ("A2 B2 [\nc4|", "a bracket left open at a line end"),
     ("A2 B2 [k\nc4|", "an inline field no tune uses, left open at a line end"),
     ("ABcd efga|\nB:|ABcd efga|", "a field line the body may not set (music21 reads notes)"),
+    ('A2"G/2A/2B/2c/2)|dG" B4|', "a barline inside a chord symbol"),
+    ('D"G/2A/2B/2A/2 "G"Bc de f4|', "a length inside a chord symbol"),
+    ('A2 "G/A/B/A/G/A/) Bc/d/ g2 (d/e/f/d/) g2 (B/c/)" B4|', "an annotation of 43 characters"),
+    ('A2 "G B4|\nABcd efga|', "a quote left open at a line end"),
 ])
 def test_tracker_refuses_what_music21_reads_otherwise(body, why):
     """Each of these sent meter-aware sampling astray: music21 read the bars otherwise than the
@@ -178,6 +200,8 @@ def test_tracker_refuses_what_music21_reads_otherwise(body, why):
 @pytest.mark.parametrize("body", [
     "(3ABc (3def g4|", "(3:2ABc d2 e4|", "Z4|ABcd efga|", "((AB)) c2 d4|",
     "ABcd efga|\nM:3/4\nABc def|", "A2>B2 c4|", "[V:1] ABcd efga|",
+    '"D/f+"A2 "A7/e"B2 "D modal"c4|', '"D.C. al (S)"A2 B2 c4|',
+    '"Coda (to replace last 2 measures)"A2 B2 c4|',
 ])
 def test_tracker_keeps_the_forms_real_tunes_use(body):
     t = BarTracker().feed_text(HEAD.format(m="4/4", l="1/8") + body)

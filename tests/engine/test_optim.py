@@ -178,3 +178,16 @@ def test_warmup_cosine_follows_progress_and_never_goes_back():
     assert other.progress == 1.0
     with pytest.raises(ValueError, match="WarmupCosine"):
         nn.optim.WarmupCosine(opt, final_ratio=2.0)
+
+
+def test_warmup_linear_falls_in_a_straight_line_to_its_floor():
+    p = nn.Parameter(np.zeros(3, np.float32))
+    sched = nn.optim.WarmupCosine(nn.optim.Adam([p], lr=1e-2), warmup=4, final_ratio=0.0,
+                                  shape="linear")
+    assert sched.step(0.0, 1) == pytest.approx(5e-3)           # warm-up: 2/4
+    lrs = [sched.lr_at(q, 100) for q in (0.0, 0.25, 0.5, 0.75, 1.0)]
+    assert lrs == pytest.approx([1e-2, 7.5e-3, 5e-3, 2.5e-3, 0.0])
+    floor = nn.optim.WarmupCosine(nn.optim.Adam([p], lr=1e-2), final_ratio=0.1, shape="linear")
+    assert floor.lr_at(0.5, 100) == pytest.approx(1e-3 + 0.5 * 9e-3)
+    with pytest.raises(ValueError, match="shape"):
+        nn.optim.WarmupCosine(nn.optim.Adam([p], lr=1e-2), shape="step")
