@@ -23,6 +23,7 @@ which also keeps the sampler from inventing lengths such as ``A23``.
 from __future__ import annotations
 
 import re
+import string
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
 
@@ -63,6 +64,12 @@ MAX_IDLE_RUN = 4
 #: the longest chord symbol or annotation between quotes (the training tunes' longest: 33); a
 #: quote may hold no barline and no length ("/2"), and must close on its line
 MAX_QUOTE = 40
+#: what a quote may hold: the characters of the training tunes' chord symbols and annotations
+#: ("D/f+", "F#m", "D.C.", "Coda (to replace last 2 measures)"), so no barline, bracket or ":"
+QUOTE_CHARS = frozenset(string.ascii_letters + string.digits + " #/.+-()'")
+#: decorations that may not be written twice in a row ("TT", "~~": music21 then counts the bar
+#: otherwise; no training tune doubles one)
+DOUBLED_MARKS = frozenset("~HIJKLMNOPQRSTUVWXYuv")
 #: the fields a line of the tune's body may set (the only ones the training tunes use there)
 BODY_FIELDS = frozenset("KLM")
 #: the inline fields ("[V:2]") the training tunes use
@@ -131,6 +138,7 @@ class BarTracker:
     mode: str = "music"              # music field inline quote deco plus grace comment
     quote_last: str = ""             # the character before this one inside "..."
     quote_len: int = 0               # characters inside "..." so far
+    last_mark: str = ""              # the decoration just read ("T", "~"), if the last character
     held: str = ""                   # a letter starting a body line: a note, or a field ("M:")?
     fill: Fraction = Fraction(0)     # closed notes of the current bar
     fill_before_last: Fraction = Fraction(0)
@@ -176,7 +184,8 @@ class BarTracker:
                 self.next_factor, self.tuplet_text, self.tuplet_left, self.tuplet_factor,
                 self.idle_run, self.multirest,
                 self.bracket, self.inline if self.mode == "inline" else "",
-                (self.quote_last, self.quote_len) if self.mode == "quote" else "", self.barline,
+                (self.quote_last, self.quote_len) if self.mode == "quote" else "",
+                self.last_mark, self.barline,
                 self.left, self.closed_bars > 0, self.must_end, self.broken,
                 self.line if self.mode == "field" or not self.in_body else "")
 
@@ -287,7 +296,7 @@ class BarTracker:
                 # a chord symbol or annotation holds no barline and no length ("/2"): none of
                 # the real tunes' 26,025 do, and music21 then reads notes the tracker skipped
                 self.quote_len += 1
-                if ch == "|" or (self.quote_last == "/" and ch.isdigit()) \
+                if ch not in QUOTE_CHARS or (self.quote_last == "/" and ch.isdigit()) \
                         or self.quote_len > MAX_QUOTE:
                     self.broken = True
                 self.quote_last = ch
@@ -300,6 +309,8 @@ class BarTracker:
                 self.mode, self.inline = "inline", ch        # [M:3/4], [K:G]
                 return
             if ch == "|" or ch.isdigit():
+                if ch.isdigit() and ch not in "12":
+                    self.broken = True   # "[4" in a bar: music21 reads it otherwise
                 self._close_pending()
                 self.barline = "[" + ch                      # "[|", or an ending "[1"
                 return
@@ -344,6 +355,9 @@ class BarTracker:
                 self.broken = True      # a length with no note before it ('"D7"/2', "-/2")
             self.multirest = multirest
             return
+        if ch in DOUBLED_MARKS and ch == self.last_mark:
+            self.broken = True          # "TT", "~~": music21 counts the bar otherwise
+        self.last_mark = ch if ch in DOUBLED_MARKS else ""
         if ch in IDLE_CHARS:
             self.idle_run += 1
             if self.idle_run > MAX_IDLE_RUN:
@@ -533,6 +547,8 @@ class BarTracker:
         if self.tuplet_left and self.fill + self.tuplet_left * self.tuplet_factor * shortest \
                 > self.bar:
             return False                # the tuplet's notes cannot all fit in this bar
+        if len(self.tuplet_text) > 1 and self.tuplet_left:
+            return False                # a tuplet mark inside a tuplet not yet complete ("(3(3")
         if len(self.tuplet_text) > 1 and self.fill + self._tuplet_least() * shortest > self.bar:
             return False                # a tuplet mark being written, and no room for its notes
         b = self.barline

@@ -133,7 +133,7 @@ def test_mask_blocks_overfull_and_short_bars():
     assert np.array_equal(m(BarTracker().feed_text(head)), m(BarTracker().feed_text(head)))
 
 
-def test_mask_inside_a_chord_symbol_depends_on_the_last_character():
+def test_mask_inside_quotes_and_tuplets_leaves_no_dead_end():
     """One masker, memoised: a digit is allowed in "A7" but not after a "/" ("G/2"), whichever
     state it saw first, and a barline never inside the quotes (a shared memo once let "/2"
     through and left the tracker broken for the rest of the tune)."""
@@ -148,6 +148,10 @@ def test_mask_inside_a_chord_symbol_depends_on_the_last_character():
     assert not {"2", "7", "|"} & allowed(head + 'A2 "G/')
     assert "b" in allowed(head + 'A2 "G/')
     assert {"7", "2"} <= allowed(head + 'A2 "A')           # again, after the "/" state
+    # a slur may open inside a tuplet, a second tuplet mark may not: "(3(3:2" was allowed
+    # character by character, then no note could follow (a dead end)
+    assert "2" in allowed(head + "A2 (") and not {"2", "3"} & allowed(head + "A2 (3A(")
+    assert "A" in allowed(head + "A2 (3A(")
     assert m.dead_ends == 0
 
 
@@ -189,6 +193,10 @@ def test_mask_holds_the_header_to_the_canonical_forms():
     ('D"G/2A/2B/2A/2 "G"Bc de f4|', "a length inside a chord symbol"),
     ('A2 "G/A/B/A/G/A/) Bc/d/ g2 (d/e/f/d/) g2 (B/c/)" B4|', "an annotation of 43 characters"),
     ('A2 "G B4|\nABcd efga|', "a quote left open at a line end"),
+    ('A2 "B4] \\][d4c4] z " B4|', "brackets and a backslash inside a quote"),
+    ("ABcd efg TT|", "a decoration written twice in a row"),
+    ("ABcd efg ~~|", "a roll written twice in a row"),
+    ("A2 B2 k[4B4]|", "an ending [4 inside a bar (only [1 and [2 are endings)"),
 ])
 def test_tracker_refuses_what_music21_reads_otherwise(body, why):
     """Each of these sent meter-aware sampling astray: music21 read the bars otherwise than the
@@ -201,7 +209,7 @@ def test_tracker_refuses_what_music21_reads_otherwise(body, why):
     "(3ABc (3def g4|", "(3:2ABc d2 e4|", "Z4|ABcd efga|", "((AB)) c2 d4|",
     "ABcd efga|\nM:3/4\nABc def|", "A2>B2 c4|", "[V:1] ABcd efga|",
     '"D/f+"A2 "A7/e"B2 "D modal"c4|', '"D.C. al (S)"A2 B2 c4|',
-    '"Coda (to replace last 2 measures)"A2 B2 c4|',
+    '"Coda (to replace last 2 measures)"A2 B2 c4|', "ABc [1 d4 e|", "vTA2 uTB2 kC2 T~D2|",
 ])
 def test_tracker_keeps_the_forms_real_tunes_use(body):
     t = BarTracker().feed_text(HEAD.format(m="4/4", l="1/8") + body)
