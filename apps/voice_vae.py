@@ -11,6 +11,7 @@ Griffin-Lim; it judged the sounds by ear. Here, on the Free Spoken Digit Dataset
     python apps/voice_vae.py reconstruct 7_jackson_3.wav --model conv10
     python apps/voice_vae.py sample --from centroid --digit 7      # conv3: the digit's centroid
     python apps/voice_vae.py sample --from prior --n 8             # VAE: z ~ N(0, I)
+    python apps/voice_vae.py sample --from mixture --n 8           # VAE: where its codes are
     python apps/voice_vae.py sample --cvae --digit 3               # conditional VAE: you choose
     python apps/voice_vae.py sample --from point --z 0.1 -0.4 2.0 --model conv3
     python apps/voice_vae.py interpolate a.wav b.wav --steps 8     # VAE codes, straight line
@@ -156,8 +157,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("sample",
                        help="generate: centroid, prior, a point, or the CVAE's chosen digit")
-    s.add_argument("--from", dest="source", choices=["centroid", "prior", "point"],
-                   default="centroid")
+    s.add_argument("--from", dest="source", choices=["centroid", "prior", "mixture", "point"],
+                   default="centroid",
+                   help="a digit's centroid, the prior N(0, I), the Gaussian mixture fitted to "
+                   "the VAE's training codes (the samples a listener recognises), or --z")
     s.add_argument("--cvae", action="store_true", help="the conditional VAE with --digit")
     s.add_argument("--digit", type=int, default=None)
     s.add_argument("--n", type=positive_int, default=4)

@@ -7,7 +7,9 @@ the latent statistics stored beside the weights, and the way from a [0, 1] image
 
 Arrays in a checkpoint: the scaler's min and max, ``hop_by_digit`` (10,) and ``hop_median``
 (the length of generated words), and for best-epoch checkpoints ``centroids`` and
-``centroid_std`` (10, latent), ``code_mean`` and ``code_std`` (latent,) of the training codes.
+``centroid_std`` (10, latent), ``code_mean`` and ``code_std`` (latent,) of the training codes,
+and for the unconditional VAE the Gaussian mixture fitted to them (``latent_mixture.py``:
+``mix_weights`` (K,), ``mix_means`` (K, latent), ``mix_chol`` (K, latent, latent)).
 """
 from __future__ import annotations
 
@@ -21,20 +23,28 @@ from apps.audio.features import FeatureConfig
 from apps.audio.inverse import SpectrogramScaler, spectrogram_to_audio
 from apps.common.errors import UsageError
 from apps.voice.data import APP, DEFAULT_OUT_ROOT, N_DIGITS, one_hot
+from apps.voice.latent_mixture import choose_mixture
 from apps.voice.model import MODELS, SpectrogramAE
 
 
-def latent_stats(model: SpectrogramAE, X, digits) -> dict:
+def latent_stats(model: SpectrogramAE, X, digits, X_val=None) -> dict:
     """Per-digit centroids and spreads of the codes mu(x) of the training images, and their
-    overall mean and std (arrays for the checkpoint)."""
+    overall mean and std (arrays for the checkpoint); given validation images ``X_val``, an
+    unconditional VAE also gets the Gaussian mixture of its training codes whose size the
+    validation codes choose (``latent_mixture.choose_mixture``)."""
     c = one_hot(digits) if model.n_classes else None
     mu, _ = model.encode(X, c)
     cent = np.stack([mu[digits == d].mean(0) if np.any(digits == d) else mu.mean(0)
                      for d in range(N_DIGITS)])
     spread = np.stack([mu[digits == d].std(0) if np.any(digits == d) else mu.std(0)
                        for d in range(N_DIGITS)])
-    return {"centroids": cent.astype(np.float32), "centroid_std": spread.astype(np.float32),
-            "code_mean": mu.mean(0).astype(np.float32), "code_std": mu.std(0).astype(np.float32)}
+    stats = {"centroids": cent.astype(np.float32), "centroid_std": spread.astype(np.float32),
+             "code_mean": mu.mean(0).astype(np.float32), "code_std": mu.std(0).astype(np.float32)}
+    if model.variational and not model.n_classes and X_val is not None and len(X_val):
+        # the prior to sample: a mixture fitted to the codes, without their labels
+        mu_val, _ = model.encode(X_val, None)
+        stats.update(choose_mixture(mu, mu_val)[0])
+    return stats
 
 
 def save_model(path, name, model, cfg, scaler, lam, arrays, extra, opt=None,

@@ -18,6 +18,7 @@ from apps.common.runs import timestamp
 from apps.voice.checkpoint import Loaded, find_checkpoint
 from apps.voice.data import check_digit, features_of, one_hot
 from apps.voice.judge import Judge
+from apps.voice.latent_mixture import sample_mixture
 from apps.voice.plots import write_generated
 
 
@@ -64,7 +65,7 @@ def cmd_reconstruct(args, log=print) -> int:
 def cmd_sample(args, log=print) -> int:
     if args.cvae:
         model_name = args.model or "cvae"
-    elif args.source == "prior":
+    elif args.source in ("prior", "mixture"):
         model_name = args.model or "vae"
     else:
         model_name = args.model or "conv3"
@@ -99,6 +100,12 @@ def cmd_sample(args, log=print) -> int:
         else:
             z = rng.standard_normal((n, m.latent)) * args.temperature
         titles, hops, what = [f"prior #{k}" for k in range(n)], [m.hop_for()] * n, "prior"
+    elif args.source == "mixture":
+        if "mix_means" not in m.arrays:
+            raise UsageError(f"{m.path} holds no mixture prior (only the unconditional VAE's "
+                             "best checkpoint, trained by this version, has one): use --from prior")
+        z = sample_mixture(m.arrays, n, rng)
+        titles, hops, what = [f"mixture #{k}" for k in range(n)], [m.hop_for()] * n, "mixture"
     else:  # a point given on the command line
         if not args.z:
             raise UsageError("--from point needs --z Z1 Z2 ... (one value per latent dimension)")

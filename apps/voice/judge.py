@@ -24,6 +24,7 @@ from apps.common.runs import write_summary
 from apps.digits.model import latest_checkpoint, load_model, predict_proba
 from apps.voice.checkpoint import Loaded, latest_run, to_audio
 from apps.voice.data import CACHE_DIR, N_DIGITS, load_data, one_hot
+from apps.voice.latent_mixture import sample_mixture
 from apps.voice.model import MODELS
 from apps.voice.plots import write_generated
 from apps.voice.summary import build_summary
@@ -105,6 +106,8 @@ def judge_run(run, judge: Judge, n_per_digit=20, n_prior=200, n_recon=300, sprea
     centroid_exact / centroid_near: the decoded per-digit centroid of the training codes, and
         n_per_digit points centroid + spread * (the digit's code std) * N(0, I) per digit;
     prior (VAE): n_prior codes z ~ N(0, I): the share whose top class has p >= 0.8;
+    prior_mixture (VAE): n_prior codes from the Gaussian mixture fitted to the training codes
+        (latent_mixture.py), judged the same way;
     chosen_digit (CVAE): n_per_digit codes z ~ N(0, I) per digit, decoded with that digit.
     """
     rng = np.random.default_rng(seed)
@@ -164,6 +167,18 @@ def judge_run(run, judge: Judge, n_per_digit=20, n_prior=200, n_recon=300, sprea
             log(f"[judge] {name}: prior samples with confidence >= 0.8: "
                 f"{r['prior']['confident_share']:.4f} (n = {n_prior}; predicted digits "
                 f"{r['prior']['predicted_counts']})")
+            if "mix_means" in m.arrays:
+                imgs = m.decode(sample_mixture(m.arrays, n_prior, rng))
+                ys, sc = _resynth(m, imgs, [m.hop_for()] * n_prior, seed, progress,
+                                  f"{name} mixture prior")
+                r["prior_mixture"] = _judged(judge, ys, sc, sr)
+                write_generated(m, imgs[:8], [m.hop_for()] * 8, samples_dir, f"{name}_mixture",
+                                [f"z ~ mixture #{k}" for k in range(min(8, n_prior))],
+                                f"{name}: samples from the mixture fitted to the codes",
+                                signals=ys[:8])
+                log(f"[judge] {name}: mixture-prior samples with confidence >= 0.8: "
+                    f"{r['prior_mixture']['confident_share']:.4f} (n = {n_prior}; predicted "
+                    f"digits {r['prior_mixture']['predicted_counts']})")
         if m.model.n_classes:
             imgs = m.decode(rng.standard_normal((len(digits_rep), m.latent)), digits_rep)
             ys, sc = _resynth(m, imgs, hops, seed, progress, f"{name} chosen digits")

@@ -214,7 +214,7 @@ def train_one(name, args, data: VoiceData, X, idx, scaler, hops, out, log=print)
                     on_epoch=on_epoch, state=state, lr_decay_epoch=args.lr_decay_epoch)
     test = evaluate(model, X[te], sub(C, te), lam)
     val = evaluate(model, X[va], sub(C, va), lam)
-    stats = latent_stats(model, X[tr], data.digits[tr])
+    stats = latent_stats(model, X[tr], data.digits[tr], X_val=X[va])
     history = st["history"]
     best_epoch = max((h["epoch"] for h in history if h.get("best")), default=None)
     entry = {"model": model.config(), "protocol": data.protocol,
@@ -225,6 +225,9 @@ def train_one(name, args, data: VoiceData, X, idx, scaler, hops, out, log=print)
     if model.variational:
         entry.update(test_kl=round(test["kl"], 4), test_loss=round(test["loss"], 5),
                      test_mse_sampled_z=round(test["mse_sampled"], 6))
+    if "mix_means" in stats:
+        entry.update(mixture_components=len(stats["mix_weights"]),
+                     mixture_val_loglik=round(float(stats["mix_val_loglik"]), 4))
     save_model(best_path, name, model, data.cfg, scaler, lam, {**hops, **stats},
                {"epoch": best_epoch, "history": history, "test": test, "val": val,
                 "summary": entry}, protocol=data.protocol)

@@ -31,6 +31,7 @@ from apps.digits.train import train_model
 from apps.voice.checkpoint import Loaded
 from apps.voice.data import feature_config, features_of, load_data, one_hot
 from apps.voice.judge import Judge, judge_run
+from apps.voice.latent_mixture import SIZES
 from apps.voice.model import MODELS, AELoss, AEOutput, SpectrogramAE
 from apps.voice.train import evaluate, fit, train_step
 from conftest import SHARED_DATA
@@ -237,6 +238,13 @@ def test_train_writes_checkpoints_plots_and_summary(tiny_run):
     loaded = Loaded(str(tiny_run / "conv3.npz"))
     assert loaded.arrays["centroids"].shape == (10, 3)
     assert loaded.arrays["hop_by_digit"].shape == (10,)
+    assert "mix_means" not in loaded.arrays               # the mixture prior: the VAE's only
+    vae = Loaded(str(tiny_run / "vae.npz"))
+    k = len(vae.arrays["mix_weights"])
+    assert k == summary["models"]["vae"]["mixture_components"] and k in SIZES
+    assert vae.arrays["mix_means"].shape == (k, 10)
+    assert vae.arrays["mix_chol"].shape == (k, 10, 10)
+    assert vae.arrays["mix_weights"].sum() == pytest.approx(1.0)
 
 
 def test_train_resume_continues(tiny_run, tmp_path):
@@ -269,6 +277,7 @@ def _wav_checks(folder, expected_lengths=None):
 @pytest.mark.parametrize("argv,model", [
     (["sample", "--from", "centroid", "--digit", "7", "--n", "3"], "conv3"),
     (["sample", "--from", "prior", "--n", "2"], "vae"),
+    (["sample", "--from", "mixture", "--n", "2"], "vae"),
     (["sample", "--cvae", "--digit", "3", "--n", "2"], "cvae"),
     (["sample", "--from", "point", "--z", "0.1", "-0.2", "0.3", "--model", "dense3"], "dense3"),
 ])
@@ -305,6 +314,7 @@ def test_reconstruct_and_interpolate(tiny_run, tmp_path):
      "wrong latent size: --latent 5"),
     (["sample", "--cvae", "--digit", "1", "--model", "vae"], "needs a conditional VAE"),
     (["sample", "--from", "prior", "--model", "cvae"], "conditional VAE"),
+    (["sample", "--from", "mixture", "--model", "conv3"], "holds no mixture prior"),
     (["reconstruct", "no_such_file.wav"], "no such file"),
     (["reconstruct", os.path.join(FSDD, "recordings", "7_jackson_3.wav"), "--model", "cvae"],
      "needs --digit"),
@@ -348,6 +358,7 @@ def test_judge_end_to_end(tiny_run, tmp_path):
     m = res["models"]
     assert m["conv3"]["centroid_near"]["n"] == 10 and "accuracy" in m["conv3"]["centroid_exact"]
     assert m["vae"]["prior"]["n"] == 3 and 0 <= m["vae"]["prior"]["confident_share"] <= 1
+    assert m["vae"]["prior_mixture"]["n"] == 3 and "prior_mixture" not in m["cvae"]
     assert m["cvae"]["chosen_digit"]["n"] == 10 and "centroid_near" not in m["cvae"]
     assert sum(m["cvae"]["chosen_digit"]["predicted_counts"]) == 10
     _wav_checks(tiny_run / "samples")
