@@ -3,9 +3,10 @@ either sampled (``sample``) or taken along the line between two held-out songs' 
 (``interpolate``), each written as MIDI with its piano roll (PNG), score (MusicXML) and, where
 fluidsynth or timidity is installed, a WAV (apps/music/render.py).
 
-Interpolations are judged by how smoothly they change: between consecutive steps, the share of
-events (pitch and duration) that differ, over many pairs of held-out segments
-(``interpolation_report``).
+Interpolations are judged by how smoothly they change (``interpolation_report``), over many pairs
+of held-out segments: between consecutive steps, the share of events (pitch and duration) that
+differ, and the path efficiency, the edit distance between the two ends over the edits summed
+along the steps (1.0: no detour; docs/derivations/melody_vae.md, section 4).
 """
 from __future__ import annotations
 
@@ -60,9 +61,10 @@ def sample_melodies(notes_vae, rhythm_vae, n: int, rng, priors=None,
     return _melodies(notes, n_len, rhythm, r_len)
 
 
-def interpolate(notes_vae, rhythm_vae, a: tuple, b: tuple, steps: int = 5) -> list:
-    """Melodies decoded along the straight line between the codes (mu) of segments a and b, each
-    given as (note codes, duration classes, length) of one segment of max_len events."""
+def interpolate_streams(notes_vae, rhythm_vae, a: tuple, b: tuple, steps: int = 5) -> tuple:
+    """The two streams decoded along the straight line between the codes (mu) of segments a and
+    b, each given as (note codes, duration classes, length) of one segment of max_len events:
+    (notes (steps, max_len), their lengths, rhythm (steps, max_len), their lengths)."""
     check_note_codes(a[0]), check_note_codes(b[0])
     lengths = np.array([a[2], b[2]])
     mn, _ = encode_codes(notes_vae, np.array([a[0], b[0]]), lengths, "notes")
@@ -70,42 +72,83 @@ def interpolate(notes_vae, rhythm_vae, a: tuple, b: tuple, steps: int = 5) -> li
     t = np.linspace(0.0, 1.0, steps)[:, None]
     notes, n_len = decode_codes(notes_vae, (1 - t) * mn[0] + t * mn[1], "notes")
     rhythm, r_len = decode_codes(rhythm_vae, (1 - t) * mr[0] + t * mr[1], "rhythm")
-    return _melodies(notes, n_len, rhythm, r_len)
+    return notes, n_len, rhythm, r_len
 
 
-def change_share(m1, m2) -> float:
-    """Share of events that change from melody m1 to m2: the fewest events to substitute,
-    insert or delete (the Levenshtein distance over (pitch, duration) events) over the longer
-    melody's length; 0 for equal melodies, 1 for melodies with nothing in common."""
-    e1, e2 = list(zip(*m1)), list(zip(*m2))
-    n = max(len(e1), len(e2))
-    if n == 0:
-        return 0.0
+def interpolate(notes_vae, rhythm_vae, a: tuple, b: tuple, steps: int = 5) -> list:
+    """Melodies decoded along the straight line between the codes (mu) of segments a and b
+    (``interpolate_streams``), each stream cut at its own end, then zipped."""
+    return _melodies(*interpolate_streams(notes_vae, rhythm_vae, a, b, steps))
+
+
+def edit_distance(e1, e2) -> int:
+    """Levenshtein distance between two sequences: the fewest elements to substitute, insert
+    or delete to turn e1 into e2. A metric: d(a, c) <= d(a, b) + d(b, c)."""
     row = list(range(len(e2) + 1))
     for i, a in enumerate(e1, 1):
         prev, row[0] = row[0], i
         for j, b in enumerate(e2, 1):
             prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (a != b))
-    return row[-1] / n
+    return row[-1]
+
+
+def change_share(m1, m2) -> float:
+    """Share of events that change from melody m1 to m2: the Levenshtein distance over
+    (pitch, duration) events (``edit_distance``) over the longer melody's length; 0 for equal
+    melodies, 1 for melodies with nothing in common."""
+    e1, e2 = list(zip(*m1)), list(zip(*m2))
+    n = max(len(e1), len(e2))
+    return edit_distance(e1, e2) / n if n else 0.0
+
+
+def path_efficiency(seqs) -> float:
+    """How straight a path of sequences (an interpolation's steps, ends first and last) is:
+    the edit distance between the two ends over the sum of the edit distances of the steps.
+    1.0: every step moves towards the other end (also when nothing changes at all); small: the
+    path wanders through sequences unrelated to both ends. In [0, 1] by the triangle
+    inequality (counts of edits are used, not shares, which are normalised by lengths that
+    differ from step to step and could break it). docs/derivations/melody_vae.md (14)."""
+    walked = sum(edit_distance(a, b) for a, b in zip(seqs[:-1], seqs[1:]))
+    return edit_distance(seqs[0], seqs[-1]) / walked if walked else 1.0     # (14)
+
+
+def _path_figures(paths) -> dict:
+    """Mean change per step, mean end-to-end change and mean path efficiency of a list of
+    paths (each a list of sequences)."""
+    def share(a, b):
+        return edit_distance(a, b) / max(len(a), len(b), 1)
+
+    ch = [share(a, b) for p in paths for a, b in zip(p[:-1], p[1:])]
+    return {"mean_change_per_step": float(np.mean(ch)),
+            "mean_end_to_end_change": float(np.mean([share(p[0], p[-1]) for p in paths])),
+            "mean_path_efficiency": float(np.mean([path_efficiency(p) for p in paths]))}
 
 
 def interpolation_report(notes_vae, rhythm_vae, N, R, L, steps: int, pairs: int, out_dir: str,
                          rng, files: bool = True) -> dict:
     """Interpolations between held-out segments 0 and 1 (written as interp_<k>.mid + files) and
     between ``pairs`` random pairs: per step, the share of events that change; how far apart the
-    two ends are; how many steps change nothing or more than half the melody."""
+    two ends are; the path efficiency (``path_efficiency``: 1.0 = no detour); how many steps
+    change nothing or more than half the melody; and the same figures for each stream alone
+    (``streams``: the notes VAE's pitches, the rhythm VAE's durations), to tell which VAE
+    wanders."""
     out = {"steps": steps, "files": [], "first_pair": {}}
     n = len(N)
     if n < 2 or steps < 2:
         return out
     chosen = [(0, 1)] + [tuple(rng.choice(n, 2, replace=False)) for _ in range(pairs)]
-    per_step, ends, jumps, still = [], [], 0, 0
+    per_step, ends, effs, jumps, still = [], [], [], 0, 0
+    streams = {"notes": [], "rhythm": []}
     for j, (a, b) in enumerate(chosen):
-        mels = interpolate(notes_vae, rhythm_vae, (N[a], R[a], L[a]), (N[b], R[b], L[b]), steps)
+        nc, nl, rc, rl = interpolate_streams(notes_vae, rhythm_vae, (N[a], R[a], L[a]),
+                                             (N[b], R[b], L[b]), steps)
+        mels = _melodies(nc, nl, rc, rl)
         ch = [change_share(m1, m2) for m1, m2 in zip(mels[:-1], mels[1:])]
+        eff = path_efficiency([list(zip(*m)) for m in mels])
         if j == 0:
             out["first_pair"] = {"a": 0, "b": 1, "change_per_step": ch,
-                                 "end_to_end": change_share(mels[0], mels[-1])}
+                                 "end_to_end": change_share(mels[0], mels[-1]),
+                                 "path_efficiency": eff}
             for k, (p, d) in enumerate(mels):
                 w = write_melody(os.path.join(out_dir, f"interp_{k}.mid"), p, d,
                                  title=f"interpolation step {k} of {steps - 1} (held-out 0 -> 1)",
@@ -114,15 +157,21 @@ def interpolation_report(notes_vae, rhythm_vae, N, R, L, steps: int, pairs: int,
             continue
         per_step += ch
         ends.append(change_share(mels[0], mels[-1]))
+        effs.append(eff)
         jumps += sum(c > 0.5 for c in ch)
         still += sum(c == 0 for c in ch)
+        streams["notes"].append([c[:int(k)].tolist() for c, k in zip(nc, nl)])
+        streams["rhythm"].append([c[:int(k)].tolist() for c, k in zip(rc, rl)])
     if per_step:
         out.update({"pairs": pairs, "mean_change_per_step": float(np.mean(per_step)),
                     "median_change_per_step": float(np.median(per_step)),
                     "max_change_per_step": float(np.max(per_step)),
                     "mean_end_to_end_change": float(np.mean(ends)),
+                    "mean_path_efficiency": float(np.mean(effs)),
+                    "median_path_efficiency": float(np.median(effs)),
                     "steps_changing_over_half": jumps / len(per_step),
-                    "steps_changing_nothing": still / len(per_step)})
+                    "steps_changing_nothing": still / len(per_step),
+                    "streams": {k: _path_figures(v) for k, v in streams.items()}})
     return out
 
 
@@ -164,5 +213,6 @@ def interpolate_cmd(args) -> list:
         print(f"wrote {', '.join(f for f in w.values() if f)}: "
               f"{sum(x is not None for x in p)} notes")
     ch = [change_share(m1, m2) for m1, m2 in zip(mels[:-1], mels[1:])]
-    print("share of events changed per step: " + " ".join(f"{c:.2f}" for c in ch))
+    print("share of events changed per step: " + " ".join(f"{c:.2f}" for c in ch)
+          + f"; path efficiency {path_efficiency([list(zip(*m)) for m in mels]):.2f}")
     return paths

@@ -12,7 +12,11 @@ Presets (one configuration per VAE; ``--arch seq`` picks ``tuned``, ``--arch mlp
   ``beta`` = 0.005 over 20 epochs, a random phase of the segment cuts each epoch, 150 epochs;
 * ``tuned`` (the default): vae_seq_model.SeqVAE (BiLSTM encoder, LSTM decoder, word dropout
   0.2), the same loss, KL weight 0.02 reached after 4 epochs, the same cuts, gradients clipped
-  at norm 5, 50 epochs.
+  at norm 5, 50 epochs; latent 512 (notes) and 256 (rhythm). With 128 / 64 the 130-230 nats
+  a segment's code carries were packed so densely that each posterior's spread was a fifth
+  (notes) or an eighth (rhythm) of the codes', and a straight line between two codes crossed
+  gaps the decoder had never been trained on: interpolations wandered (path efficiency 0.48,
+  0.68 now; docs/derivations/melody_vae.md, section 5).
 
 Held-out figures of each, and why the first two do not reconstruct:
 docs/derivations/melody_vae.md.
@@ -67,11 +71,11 @@ PRESETS = {
                    "warmup": 20, "free_bits": 0.0, "lr_step": 100, "lr_gamma": 0.3,
                    "random_cuts": True, "clip": 0.0}},
     "tuned": {
-        "notes": {"arch": "seq", "embed": 32, "enc_hidden": 64, "hidden": 256, "latent": 128,
+        "notes": {"arch": "seq", "embed": 32, "enc_hidden": 64, "hidden": 256, "latent": 512,
                   "cond": 16, "word_dropout": 0.2, "lr": 1e-3, "weight_decay": 0.0,
                   "epochs": 50, "batch": 64, "beta": 0.02, "warmup": 4, "free_bits": 0.0,
                   "lr_step": 35, "lr_gamma": 0.3, "random_cuts": True, "clip": 5.0},
-        "rhythm": {"arch": "seq", "embed": 16, "enc_hidden": 32, "hidden": 128, "latent": 64,
+        "rhythm": {"arch": "seq", "embed": 16, "enc_hidden": 32, "hidden": 128, "latent": 256,
                    "cond": 8, "word_dropout": 0.2, "lr": 1e-3, "weight_decay": 0.0,
                    "epochs": 50, "batch": 64, "beta": 0.02, "warmup": 4, "free_bits": 0.0,
                    "lr_step": 35, "lr_gamma": 0.3, "random_cuts": True, "clip": 5.0}},
