@@ -102,8 +102,8 @@ def cmd_sample(args, log=print) -> int:
         titles, hops, what = [f"prior #{k}" for k in range(n)], [m.hop_for()] * n, "prior"
     elif args.source == "mixture":
         if "mix_means" not in m.arrays:
-            raise UsageError(f"{m.path} holds no mixture prior (only the unconditional VAE's "
-                             "best checkpoint, trained by this version, has one): use --from prior")
+            raise UsageError(f"{m.path} holds no mixture prior (the unconditional VAE's best "
+                             "checkpoint gets one when its training ends): use --from prior")
         z = sample_mixture(m.arrays, n, rng)
         titles, hops, what = [f"mixture #{k}" for k in range(n)], [m.hop_for()] * n, "mixture"
     else:  # a point given on the command line

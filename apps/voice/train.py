@@ -191,9 +191,14 @@ def train_one(name, args, data: VoiceData, X, idx, scaler, hops, out, log=print)
                  "best_state": (nn.load_checkpoint(best_path).model
                                 if os.path.exists(best_path) else None)}
         log(f"[{name}] resumed from {last_path} after epoch {state['epoch']}")
-    epochs = args.epochs or (args.dense_epochs if model.kind == "dense" else
-                             getattr(args, "vae_epochs", args.conv_epochs) if model.variational
-                             else args.conv_epochs)
+    if args.epochs:
+        epochs = args.epochs
+    elif model.kind == "dense":
+        epochs = args.dense_epochs
+    elif model.variational:
+        epochs = getattr(args, "vae_epochs", args.conv_epochs)
+    else:
+        epochs = args.conv_epochs
     metrics_csv = os.path.join(out, f"{name}_metrics.csv")
     metrics = _metrics_log(metrics_csv, state["history"] if state else [])
 
