@@ -4,8 +4,8 @@ entry: apps/abc_lstm.py.
     data.py     tunes.jsonl / .abc -> prepared text (train.txt, val.txt) + Vocab; training
                 windows (WindowSampler) and validation batches (tune_batches)
     model.py    ModelConfig and MusicRNN: Embedding -> LSTM stack -> Dropout -> Dense
-    train.py    presets, the validation score, the progress bar, the Trainer (cosine or
-                plateau schedule, exact resume), the `train` and `run` commands
+    train.py    presets, the validation score, the progress bar, the Trainer (linear, cosine
+                or plateau schedule, exact resume), the `train` and `run` commands
     sample.py   load_model, temperature sampling (optionally meter-aware:
                 apps/music/abc_meter.py), the `sample` command
     publish.py  judging the tunes and writing samples.abc, sample_NN.mid / .svg / .wav

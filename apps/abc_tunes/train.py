@@ -285,7 +285,7 @@ class Trainer:
             progress: bool = True) -> dict:
         """Train up to ``max_steps`` (counted from 0, so a resumed run goes on to it), stopping
         early at ``max_minutes`` of wall time (0 or None: no limit; a resumed run counts the
-        time it already spent), early stopping or Ctrl-C. With the cosine schedule, the lr
+        time it already spent), early stopping or Ctrl-C. With the linear or cosine schedule, the lr
         follows the share of the budget spent: time when there is a time budget, else steps."""
         tokens_per_step = self.hp["batch"] * self.hp["seq"]
         t_start = time.monotonic()
