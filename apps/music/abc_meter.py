@@ -184,7 +184,7 @@ class BarTracker:
                 self.next_factor, self.tuplet_text, self.tuplet_left, self.tuplet_factor,
                 self.idle_run, self.multirest,
                 self.bracket, self.inline if self.mode == "inline" else "",
-                (self.quote_last, self.quote_len) if self.mode == "quote" else "",
+                (self.quote_last, self.quote_len >= MAX_QUOTE) if self.mode == "quote" else "",
                 self.last_mark, self.barline,
                 self.left, self.closed_bars > 0, self.must_end, self.broken,
                 self.line if self.mode == "field" or not self.in_body else "")

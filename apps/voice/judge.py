@@ -158,27 +158,23 @@ def judge_run(run, judge: Judge, n_per_digit=20, n_prior=200, n_recon=300, sprea
                 f"(n = {len(digits_rep)}); reconstructions "
                 f"{r['reconstructions']['accuracy']:.4f}")
         if m.model.variational and not m.model.n_classes:
-            imgs = m.decode(rng.standard_normal((n_prior, m.latent)))
-            ys, sc = _resynth(m, imgs, [m.hop_for()] * n_prior, seed, progress, f"{name} prior")
-            r["prior"] = _judged(judge, ys, sc, sr)
-            write_generated(m, imgs[:8], [m.hop_for()] * 8, samples_dir, f"{name}_prior",
-                            [f"z ~ N(0, I) #{k}" for k in range(min(8, n_prior))],
-                            f"{name}: samples from the prior", signals=ys[:8])
-            log(f"[judge] {name}: prior samples with confidence >= 0.8: "
-                f"{r['prior']['confident_share']:.4f} (n = {n_prior}; predicted digits "
-                f"{r['prior']['predicted_counts']})")
+            priors = {"prior": ("z ~ N(0, I)", "samples from the prior",
+                                rng.standard_normal((n_prior, m.latent)))}
             if "mix_means" in m.arrays:
-                imgs = m.decode(sample_mixture(m.arrays, n_prior, rng))
+                priors["prior_mixture"] = ("z ~ mixture", "samples from the mixture fitted to "
+                                           "the codes", sample_mixture(m.arrays, n_prior, rng))
+            for key, (label, title, z) in priors.items():
+                imgs = m.decode(z)
                 ys, sc = _resynth(m, imgs, [m.hop_for()] * n_prior, seed, progress,
-                                  f"{name} mixture prior")
-                r["prior_mixture"] = _judged(judge, ys, sc, sr)
-                write_generated(m, imgs[:8], [m.hop_for()] * 8, samples_dir, f"{name}_mixture",
-                                [f"z ~ mixture #{k}" for k in range(min(8, n_prior))],
-                                f"{name}: samples from the mixture fitted to the codes",
-                                signals=ys[:8])
-                log(f"[judge] {name}: mixture-prior samples with confidence >= 0.8: "
-                    f"{r['prior_mixture']['confident_share']:.4f} (n = {n_prior}; predicted "
-                    f"digits {r['prior_mixture']['predicted_counts']})")
+                                  f"{name} {key}")
+                r[key] = _judged(judge, ys, sc, sr)
+                stem = f"{name}_prior" if key == "prior" else f"{name}_mixture"
+                write_generated(m, imgs[:8], [m.hop_for()] * 8, samples_dir, stem,
+                                [f"{label} #{k}" for k in range(min(8, n_prior))],
+                                f"{name}: {title}", signals=ys[:8])
+                log(f"[judge] {name}: {title} with confidence >= 0.8: "
+                    f"{r[key]['confident_share']:.4f} (n = {n_prior}; predicted digits "
+                    f"{r[key]['predicted_counts']})")
         if m.model.n_classes:
             imgs = m.decode(rng.standard_normal((len(digits_rep), m.latent)), digits_rep)
             ys, sc = _resynth(m, imgs, hops, seed, progress, f"{name} chosen digits")

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 from scipy.linalg import solve_triangular
+from scipy.special import logsumexp
 
 KEYS = ("mix_weights", "mix_means", "mix_chol")
 #: the mixture sizes ``choose_mixture`` tries
@@ -43,15 +44,16 @@ def _kmeans_pp(X: np.ndarray, k: int, rng) -> np.ndarray:
     return np.stack(centres)
 
 
-def _log_densities(X, means, chol) -> np.ndarray:
-    """log N(x_n; m_k, L_k L_k^T) for every n, k: (N, K)."""
+def _log_joint(X, weights, means, chol) -> np.ndarray:
+    """log pi_k + log N(x_n; m_k, L_k L_k^T) for every n, k: (N, K); logsumexp over k gives
+    the log-likelihood of x_n, and the softmax over k the responsibilities (1)."""
     N, d = X.shape
     out = np.empty((N, len(means)))
     for j, (m, L) in enumerate(zip(means, chol)):
         sol = solve_triangular(L, (X - m).T, lower=True)         # L^-1 (x - m), (d, N)
         out[:, j] = (-0.5 * (sol ** 2).sum(0) - np.log(np.diag(L)).sum()
                      - 0.5 * d * np.log(2 * np.pi))
-    return out
+    return out + np.log(weights)
 
 
 def fit_mixture(X, k: int = 10, seed: int = 0, iters: int = 200, tol: float = 1e-5,
@@ -70,9 +72,8 @@ def fit_mixture(X, k: int = 10, seed: int = 0, iters: int = 200, tol: float = 1e
     weights = np.full(k, 1.0 / k)
     last = -np.inf
     for _ in range(iters):
-        logp = _log_densities(X, means, chol) + np.log(weights)          # (N, K)
-        top = logp.max(1, keepdims=True)
-        lse = top[:, 0] + np.log(np.exp(logp - top).sum(1))
+        logp = _log_joint(X, weights, means, chol)                       # (N, K)
+        lse = logsumexp(logp, axis=1)
         r = np.exp(logp - lse[:, None])                                  # (1)
         Nk = r.sum(0) + 1e-12
         weights = Nk / N                                                 # (2)
@@ -91,11 +92,9 @@ def fit_mixture(X, k: int = 10, seed: int = 0, iters: int = 200, tol: float = 1e
 
 def mean_loglik(arrays: dict, X) -> float:
     """The mixture's mean log-likelihood per row of X (N, d): log sum_k pi_k N(x; m_k, S_k)."""
-    X = np.asarray(X, dtype=np.float64)
-    logp = _log_densities(X, arrays["mix_means"], arrays["mix_chol"]) \
-        + np.log(arrays["mix_weights"])
-    top = logp.max(1, keepdims=True)
-    return float((top[:, 0] + np.log(np.exp(logp - top).sum(1))).mean())
+    logp = _log_joint(np.asarray(X, dtype=np.float64), arrays["mix_weights"],
+                      arrays["mix_means"], arrays["mix_chol"])
+    return float(logsumexp(logp, axis=1).mean())
 
 
 def choose_mixture(X, X_val, sizes=SIZES, seed: int = 0) -> tuple[dict, dict]:
