@@ -1,26 +1,31 @@
 """Voice auto-encoders and VAEs on FSDD spectrograms: generate spoken digits, hear them through
-Griffin-Lim, and let the digit classifier judge them.
+Griffin-Lim, and let the digit and speaker classifiers judge them.
 
 The seed report (chapter 6) compresses 50 x 50 mel spectrograms, normalised to [0, 1], through
 auto-encoders with 3 or 10 latent dimensions, generates new ones from latent points (per-digit
 centroids, or N(0, I) for its VAE, loss = lambda * MSE + KL) and turns them back into sound with
 Griffin-Lim; it judged the sounds by ear. Here, on the Free Spoken Digit Dataset:
 
-    python apps/voice_vae.py train                                 # the five models, then judge
+    python apps/voice_vae.py train                                 # the six models, then judge
     python apps/voice_vae.py train --models conv3 vae --epochs 30  # some of them
     python apps/voice_vae.py reconstruct 7_jackson_3.wav --model conv10
     python apps/voice_vae.py sample --from centroid --digit 7      # conv3: the digit's centroid
     python apps/voice_vae.py sample --from prior --n 8             # VAE: z ~ N(0, I)
     python apps/voice_vae.py sample --from mixture --n 8           # VAE: where its codes are
     python apps/voice_vae.py sample --cvae --digit 3               # conditional VAE: you choose
+    python apps/voice_vae.py generate --digit 7 --speaker jackson  # any digit in any voice
+    python apps/voice_vae.py generate                              # all 10 x 6, one PNG sheet
     python apps/voice_vae.py sample --from point --z 0.1 -0.4 2.0 --model conv3
     python apps/voice_vae.py interpolate a.wav b.wav --steps 8     # VAE codes, straight line
-    python apps/voice_vae.py judge                                 # the classifier listens
+    python apps/voice_vae.py interpolate --speakers jackson theo --digit 7   # voice to voice
+    python apps/voice_vae.py interpolate --digits 3 8 --speaker lucas        # word to word
+    python apps/voice_vae.py judge                                 # the classifiers listen
 
 Models (apps/voice/model.py): dense3 (dense AE, latent 3, the seed's n°3), conv3 and conv10
 (convolutional AEs, latent 3 and 10, n°1 and n°2), vae (convolutional VAE, latent 10, the seed's
 6.3, its bottleneck nnscratch.VariationalBottleneck), cvae (the same with the digit one-hot as
-an input of encoder and decoder).
+an input of encoder and decoder), cvae_speaker (the digit's and the speaker's one-hots: any digit
+in any of the six voices).
 Features (apps/audio/features.py, as the digit classifier's): silence trimmed, one hop per
 recording so every word fills 50 frames, 50 mel bands in dB below the loudest bin (80 dB floor),
 then x = (S_db - min) / (max - min) with the training set's min and max (apps/audio/inverse.py).
@@ -35,9 +40,12 @@ same reconstruction error is a smaller MSE. PCA with 3 components already gives 
 protocol, and between models on the default one.
 Back to sound (apps/audio/inverse.py, griffinlim.py): un-normalise, dB to power, mel to linear by
 non-negative least squares, fast Griffin-Lim (32 iterations, momentum 0.99), at the hop of the
-recording (reconstructions) or the median hop of the digit's training recordings (generations).
-The judge is the CNN of apps/spoken_digits.py (--classifier, default: the newest official-split
-digit model under runs/spoken_digits/), run on the generated audio after its own front end.
+recording (reconstructions) or the median hop of the digit's training recordings (generations;
+of that digit in that voice for cvae_speaker).
+The judges are the CNNs of apps/spoken_digits.py, run on the generated audio after their own
+front end: the digit classifier (--classifier, default: the newest official-split digit model
+under runs/spoken_digits/) and the speaker classifier (--speaker-classifier, default: the newest
+one, 'python apps/spoken_digits.py speakers'; without one the voices are not judged).
 
 Each run folder (runs/voice_vae/<timestamp>/ or --out) holds: <model>.npz (best weights, config,
 normalisation, centroids, hops), <model>_last.npz (resume with --resume), <model>_metrics.csv,
@@ -66,13 +74,14 @@ from apps.common.cli import (
     unit_interval,
 )
 from apps.voice.data import PROTOCOLS
-from apps.voice.generate import cmd_interpolate, cmd_reconstruct, cmd_sample
+from apps.voice.generate import cmd_generate, cmd_interpolate, cmd_reconstruct, cmd_sample
 from apps.voice.judge import cmd_judge
 from apps.voice.model import MODELS
+from apps.voice.phase import PHASES
 from apps.voice.train import cmd_train
 
 COMMANDS = {"train": cmd_train, "reconstruct": cmd_reconstruct, "sample": cmd_sample,
-            "interpolate": cmd_interpolate, "judge": cmd_judge}
+            "generate": cmd_generate, "interpolate": cmd_interpolate, "judge": cmd_judge}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -94,6 +103,15 @@ def build_parser() -> argparse.ArgumentParser:
         q.add_argument("--spread", type=nonnegative_float, default=0.5,
                        help="near-centroid samples: centroid + spread * the digit's code std "
                             "* N(0, I)")
+        q.add_argument("--speaker-classifier", default=None,
+                       help="speaker classifier checkpoint (default: the newest speaker model "
+                            "under runs/spoken_digits/; without one the voices are not judged)")
+        q.add_argument("--n-per-pair", type=positive_int, default=5,
+                       help="cvae_speaker: judged samples per digit x speaker pair (x 60)")
+        q.add_argument("--phase-study", type=int, default=0, metavar="N",
+                       help="conditional VAEs: also resynthesise N words per pair from a random "
+                            "phase and from a real recording's, 32 and 100 Griffin-Lim "
+                            "iterations, and judge each (default 0: off)")
 
     t = sub.add_parser("train", help="train the auto-encoders and VAEs, then judge them")
     t.add_argument("--models", nargs="+", choices=list(MODELS), default=list(MODELS))
@@ -113,8 +131,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="divide the learning rate by 10 from this epoch")
     t.add_argument("--batch-size", type=positive_int, default=64)
     t.add_argument("--lr", type=positive_float, default=1e-3)
-    t.add_argument("--lambda", dest="lam", type=positive_float, default=5000.0,
-                   help="VAE loss = lambda * MSE + KL (MSE per pixel, KL summed over latents)")
+    t.add_argument("--weight-decay", type=nonnegative_float, default=0.0,
+                   help="AdamW's decoupled weight decay (default 0: Adam)")
+    t.add_argument("--lambda", dest="lam", type=positive_float, default=None,
+                   help="VAE loss = lambda * MSE + KL (MSE per pixel, KL summed over latents); "
+                        "default 5000, and 2000 for cvae_speaker")
     t.add_argument("--vae-latent", type=positive_int, default=None,
                    help="latent size of the VAE (default 10)")
     t.add_argument("--cvae-latent", type=positive_int, default=None,
@@ -122,6 +143,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--channels", type=positive_int, nargs=3, default=[32, 64, 64],
                    help="conv channels")
     t.add_argument("--hidden", type=positive_int, default=256, help="conv models' dense layer")
+    t.add_argument("--dropout", type=unit_interval, default=0.0,
+                   help="conv models: dropout after the dense hidden layers (default 0)")
     t.add_argument("--dense-hidden", type=positive_int, nargs="+", default=[512, 128],
                    help="dense AE layers")
     t.add_argument("--protocol", choices=PROTOCOLS, default="classifier",
@@ -157,7 +180,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("file")
     model_opts(r, "conv3")
     r.add_argument("--digit", type=int, default=None,
-                   help="the spoken digit (needed by the cvae)")
+                   help="the spoken digit (needed by the conditional VAEs)")
+    r.add_argument("--speaker", default=None, help="the voice (needed by cvae_speaker)")
 
     s = sub.add_parser("sample",
                        help="generate: centroid, prior, a point, or the CVAE's chosen digit")
@@ -180,14 +204,57 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--classifier", default=None)
     model_opts(s, None)
 
+    def listen_opts(q):
+        q.add_argument("--no-judge", dest="judge", action="store_false",
+                       help="do not run the digit and speaker classifiers on the result")
+        q.add_argument("--classifier", default=None,
+                       help="digit classifier checkpoint (default: the newest)")
+        q.add_argument("--speaker-classifier", default=None,
+                       help="speaker classifier checkpoint (default: the newest)")
+
+    g = sub.add_parser("generate", help="any digit in any voice: the conditional VAE, judged")
+    g.add_argument("--digit", type=int, nargs="+", default=None,
+                   help="digits to say (default: all ten)")
+    g.add_argument("--speaker", nargs="+", default=None,
+                   help="voices (cvae_speaker; default 'all': every voice it knows)")
+    g.add_argument("--n", type=positive_int, default=1, help="samples per digit and voice")
+    g.add_argument("--temperature", type=nonnegative_float, default=1.0,
+                   help="z ~ N(0, T^2 I)")
+    g.add_argument("--phase", choices=PHASES, default="random",
+                   help="Griffin-Lim's initial phase: random, or the nearest training "
+                        "recording's of the same digit and voice (needs FSDD, --data)")
+    g.add_argument("--iterations", type=positive_int, default=32,
+                   help="Griffin-Lim iterations (fast variant, momentum 0.99)")
+    g.add_argument("--data", default=None,
+                   help=f"FSDD folder for --phase recording (default ${fsdd.ENV_VAR} or "
+                        f"{fsdd.DEFAULT_ROOT})")
+    g.add_argument("--limit", type=positive_int, default=None,
+                   help="--phase recording: recordings with index < LIMIT only")
+    g.add_argument("--no-cache", action="store_true",
+                   help="--phase recording: recompute the recordings' features")
+    listen_opts(g)
+    model_opts(g, None)
+
     i = sub.add_parser("interpolate",
-                       help="decode the straight line between two recordings' codes")
-    i.add_argument("a")
-    i.add_argument("b")
+                       help="the straight line between two recordings' codes, or between two "
+                            "digits or two voices")
+    i.add_argument("a", nargs="?", default=None, help="first recording (unconditional models)")
+    i.add_argument("b", nargs="?", default=None, help="second recording")
+    i.add_argument("--digits", type=int, nargs=2, default=None, metavar=("A", "B"),
+                   help="conditional VAE: from digit A to digit B (voice: --speaker)")
+    i.add_argument("--speakers", nargs=2, default=None, metavar=("A", "B"),
+                   help="cvae_speaker: from voice A to voice B (word: --digit)")
+    i.add_argument("--digit", type=int, default=None, help="the word held along --speakers")
+    i.add_argument("--speaker", default=None, help="the voice held along --digits")
+    i.add_argument("--temperature", type=nonnegative_float, default=0.0,
+                   help="conditional paths: the fixed code z ~ N(0, T^2 I) (default 0: the "
+                        "prior's mean)")
     i.add_argument("--steps", type=int, default=8)
+    listen_opts(i)
     model_opts(i, None)
 
-    j = sub.add_parser("judge", help="the digit classifier listens to generated audio")
+    j = sub.add_parser("judge", help="the digit and speaker classifiers listen to generated "
+                       "audio")
     j.add_argument("--run", default=None, help="run folder (default: the newest)")
     j.add_argument("--data", default=None)
     j.add_argument("--limit", type=positive_int, default=None,

@@ -15,7 +15,10 @@ Plain Griffin-Lim iterates X_{n+1} = P_C2(P_C1(X_n)). The fast variant adds a mo
     angles_{n+1} = t_n / (|t_n| + eps)                                                   (3)
 
 and the output is y = ISTFT(S * angles_N). The initial phase is random (angles_0 =
-exp(2 i pi U), U ~ U[0, 1)) or zero (angles_0 = 1).
+exp(2 i pi U), U ~ U[0, 1)), zero (angles_0 = 1), or the phase of a given complex spectrogram
+X0 of S's shape, e.g. the STFT of a real recording of the same word:
+
+    angles_0 = X0 / (|X0| + eps)                                                        (5)
 
 How good a result is: the spectral convergence of a signal y,
 
@@ -51,7 +54,7 @@ class GriffinLimResult:
     history: list = field(default_factory=list)  # (4) after each iteration
     n_iter: int = 0
     momentum: float = 0.0
-    init: str = "random"
+    init: str = "random"                   # 'random', 'zero' or 'given' (a phase passed in)
 
     def to_dict(self) -> dict:
         return {"spectral_convergence": self.spectral_convergence, "n_iter": self.n_iter,
@@ -84,7 +87,7 @@ def _sc(S, M) -> float:
 
 def griffinlim(S, n_iter: int = 32, hop_length: int | None = None, win_length: int | None = None,
                n_fft: int | None = None, center: bool = True, length: int | None = None,
-               momentum: float = 0.99, init: str = "random", seed=None, track: bool = True
+               momentum: float = 0.99, init="random", seed=None, track: bool = True
                ) -> GriffinLimResult:
     """A signal whose STFT magnitude approximates S, by equations (1)-(3).
 
@@ -95,15 +98,17 @@ def griffinlim(S, n_iter: int = 32, hop_length: int | None = None, win_length: i
             win_length = n_fft, hop = win_length // 4). Must match the analysis that made S.
         length: cut or pad the output to this many samples (the STFT frames then match S's).
         momentum: 0 gives plain Griffin-Lim; values above 1 can diverge.
-        init: 'random' (uniform random phase) or 'zero'.
+        init: 'random' (uniform random phase), 'zero', or a complex array of S's shape whose
+            phase starts the iterations, (5).
         seed: for 'random': an int, None, or a numpy Generator / RandomState (passing librosa's
             ``random_state`` the same generator gives the same initial phases).
         track: record SC after each iteration (free; see the module docstring).
     Returns a GriffinLimResult (y, spectral_convergence of y, history).
     """
     xp = get_array_module(S)
-    if init not in INITS:
-        raise ValueError(f"init must be one of {INITS}, got {init!r}")
+    given = not isinstance(init, str)
+    if not given and init not in INITS:
+        raise ValueError(f"init must be one of {INITS} or a complex array, got {init!r}")
     if n_iter < 0:
         raise ValueError(f"n_iter must be >= 0, got {n_iter}")
     if momentum < 0:
@@ -118,7 +123,15 @@ def griffinlim(S, n_iter: int = 32, hop_length: int | None = None, win_length: i
     hop_length = win_length // 4 if hop_length is None else hop_length
     real = xp.float32 if S.dtype == xp.float32 else xp.float64
     S = S.astype(real, copy=False)
-    if init == "random":
+    eps = np.finfo(real).tiny
+    if given:
+        X0 = xp.asarray(init)
+        if X0.shape != S.shape or not xp.iscomplexobj(X0):
+            raise ValueError(f"a given initial phase must be a complex array of S's shape "
+                             f"{tuple(S.shape)}, got {X0.dtype} {tuple(X0.shape)}")
+        angles = X0 / (xp.abs(X0) + eps)                           # (5)
+        init = "given"
+    elif init == "random":
         if isinstance(seed, (np.random.Generator, np.random.RandomState)):
             rng = seed  # the same generator as librosa's random_state gives the same phases
         else:
@@ -127,7 +140,6 @@ def griffinlim(S, n_iter: int = 32, hop_length: int | None = None, win_length: i
     else:
         angles = xp.ones(S.shape, dtype=xp.complex128)
     angles = angles.astype(xp.complex64 if real == xp.float32 else xp.complex128)
-    eps = np.finfo(real).tiny
     T = S.shape[-1]
     # librosa: length=None keeps ISTFT's natural length; frames then match S exactly (center)
     geometry = {"hop_length": hop_length, "win_length": win_length, "n_fft": n_fft,

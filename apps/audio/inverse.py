@@ -142,7 +142,7 @@ def mel_to_stft(M, sr: float, n_fft: int, method: str = "nnls", power: float = 2
 
 
 def mel_to_audio(M, sr: float, n_fft: int, hop_length: int, method: str = "nnls",
-                 power: float = 2.0, n_iter: int = 32, momentum: float = 0.99, init: str = "random",
+                 power: float = 2.0, n_iter: int = 32, momentum: float = 0.99, init="random",
                  seed=None, length: int | None = None, fmin: float = 0.0, fmax: float | None = None,
                  htk: bool = False):
     """A signal for a mel power spectrogram (librosa.feature.inverse.mel_to_audio's steps).
@@ -157,9 +157,11 @@ def mel_to_audio(M, sr: float, n_fft: int, hop_length: int, method: str = "nnls"
 
 def spectrogram_to_audio(x, scaler: SpectrogramScaler, cfg: FeatureConfig, hop_length: int,
                          method: str = "nnls", n_iter: int = 32, momentum: float = 0.99,
-                         init: str = "random", seed=None, peak: float = 0.9):
+                         init="random", seed=None, peak: float = 0.9):
     """Resynthesise a [0, 1]-normalised (n_mels, frames) image made by features.extract.
 
+    ``init``: Griffin-Lim's initial phase, 'random', 'zero' or a complex (1 + n_fft // 2,
+    frames) spectrogram whose phase starts it (griffinlim.py, (5)).
     ``hop_length``: the hop of the analysis (features.hop_length_for(L, frames) for a recording of
     L samples; for a generated image, a typical hop, e.g. a digit's median). The signal is
     1 + hop (frames - 1) samples long, scaled to the given ``peak`` (0 < peak <= 1).
@@ -183,7 +185,7 @@ def spectrogram_to_audio(x, scaler: SpectrogramScaler, cfg: FeatureConfig, hop_l
         y = (y * (peak / top)).astype(np.float32)
     info = {"spectral_convergence": res.spectral_convergence, "hop_length": int(hop_length),
             "samples": int(y.size), "seconds": round(y.size / cfg.sr, 4), "method": method,
-            "n_iter": n_iter, "momentum": momentum, "init": init}
+            "n_iter": n_iter, "momentum": momentum, "init": res.init}
     return y, info
 
 

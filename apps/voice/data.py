@@ -2,7 +2,8 @@
 
 Shapes: ``VoiceData.S_db`` (N, n_mels, frames) float32 dB images in fsdd order, ``hops`` (N,) the
 analysis hop of each recording (resynthesis needs it); a model sees x = scaler.transform(S_db) in
-[0, 1] (apps/audio/inverse.SpectrogramScaler) and, when conditional, ``one_hot(digits)`` (N, 10).
+[0, 1] (apps/audio/inverse.SpectrogramScaler) and, when conditional, ``condition(digits,
+speakers, names)``: the one-hot digit (N, 10), then for cvae_speaker the one-hot speaker.
 Two feature protocols: 'classifier' (the digit classifier's front end, 8 kHz) and 'seed' (the
 seed report's librosa defaults); see ``features_of``.
 """
@@ -124,11 +125,21 @@ def split(data: VoiceData, val_fraction: float = 0.1, seed: int = 0):
     return np.sort(tr), np.sort(va), test_idx
 
 
-def hop_stats(hops, digits) -> dict:
-    """Median analysis hop per digit and overall: the length given to generated words."""
-    by_digit = [float(np.median(hops[digits == d])) if np.any(digits == d)
-                else float(np.median(hops)) for d in range(N_DIGITS)]
-    return {"hop_by_digit": np.array(by_digit), "hop_median": np.array(float(np.median(hops)))}
+def hop_stats(hops, digits, speakers=None, names=()) -> dict:
+    """Median analysis hop per digit and overall: the length given to generated words; with
+    the speakers' names of the recordings (N,) and the model's speaker list ``names``, also
+    ``hop_by_pair`` (10, len(names)): a word in a chosen voice gets that speaker's pace."""
+    overall = float(np.median(hops))
+
+    def median(mask, fallback):
+        return float(np.median(hops[mask])) if np.any(mask) else fallback
+
+    by_digit = [median(digits == d, overall) for d in range(N_DIGITS)]
+    out = {"hop_by_digit": np.array(by_digit), "hop_median": np.array(overall)}
+    if speakers is not None and len(names):
+        out["hop_by_pair"] = np.array([[median((digits == d) & (speakers == s), by_digit[d])
+                                        for s in names] for d in range(N_DIGITS)])
+    return out
 
 
 # ----------------------------------------------------------------------------------------------
@@ -141,6 +152,35 @@ def check_digit(d) -> int:
     if not float(d).is_integer() or not 0 <= int(d) < N_DIGITS:
         raise UsageError(f"digit {d} is out of range: choose a digit from 0 to {N_DIGITS - 1}")
     return int(d)
+
+
+def speaker_names(speakers) -> list[str]:
+    """The sorted distinct speaker names of (N,) recordings: the order of the speaker one-hot."""
+    return sorted({str(s) for s in speakers})
+
+
+def speaker_index(speakers, names) -> np.ndarray:
+    """(N,) speaker names -> (N,) int indexes into ``names``; a UsageError names an unknown
+    voice and lists the known ones."""
+    pos = {n: k for k, n in enumerate(names)}
+    out = np.empty(len(speakers), dtype=np.int64)
+    for k, s in enumerate(speakers):
+        if str(s) not in pos:
+            raise UsageError(f"unknown speaker {s!r}: this model knows {', '.join(names)}")
+        out[k] = pos[str(s)]
+    return out
+
+
+def condition(digits, speakers=None, names=()) -> np.ndarray:
+    """The condition vector of the conditional VAEs: one_hot(digits) (N, 10), then, when the
+    model knows voices (``names``), one_hot(speaker) (N, len(names)) after it."""
+    c = one_hot(digits)
+    if not len(names):
+        return c
+    if speakers is None or len(speakers) != len(c):
+        raise UsageError(f"this model is conditioned on the voice too: it needs one speaker per "
+                         f"digit (one of {', '.join(names)})")
+    return np.concatenate([c, one_hot(speaker_index(speakers, names), len(names))], axis=1)
 
 
 def one_hot(labels, n_classes: int = N_DIGITS) -> np.ndarray:

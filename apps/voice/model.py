@@ -1,10 +1,11 @@
 """Auto-encoders for (n_mels x frames) spectrograms in [0, 1]: dense, convolutional, VAE, CVAE.
 
-One class, ``SpectrogramAE``, covers the five models of apps/voice_vae.py (``MODELS``: the seed
-report's chapter 6, plus a conditional VAE):
+One class, ``SpectrogramAE``, covers the six models of apps/voice_vae.py (``MODELS``: the seed
+report's chapter 6, plus two conditional VAEs: on the digit, and on the digit and the voice):
 
     kind='dense'  flattened image -> Dense 512, ReLU -> Dense 128, ReLU -> code (seed n°3)
-    kind='conv'   image (1, H, W) -> [Conv stride 2, ReLU] x 3 -> Dense ``hidden``, ReLU -> code
+    kind='conv'   image (1, H, W) -> [Conv stride 2, ReLU] x 3 -> Dense ``hidden``, ReLU
+                  (then Dropout(``dropout``), here and after the decoder's first layer) -> code
                   (50 x 50 -> 25 x 25 -> 13 x 13 -> 7 x 7; kernel 4 x 4 where a stage halves the
                   size exactly, 3 x 3 where it rounds up)                      (seed n°1, n°2)
     decoder       code -> the mirror image: Dense layers, then for 'conv' [ConvTranspose stride 2,
@@ -17,9 +18,10 @@ report's chapter 6, plus a conditional VAE):
                         mu = Dense(h), log_var = Dense(h), z = mu + exp(0.5 * log_var) * eps,
                         KL(N(mu, exp(log_var)) || N(0, I)) summed over latents, batch mean
                         (docs/derivations/variational.md)
-    n_classes > 0       conditional: the one-hot digit c is appended to h before the code
-                        heads and to z before the decoder:
-                        y = dec([z, c]), (mu, log_var) = enc([h, c])
+    n_classes > 0       conditional: the condition vector c (n_classes wide: the one-hot
+                        digit, and for cvae_speaker the one-hot speaker after it,
+                        apps/voice/data.condition) is appended to h before the code heads
+                        and to z before the decoder: y = dec([z, c]), (mu, log_var) = enc([h, c])
 
 Losses (``AELoss``):  auto-encoder  L = MSE(y, x)
                       VAE / CVAE    L = lambda * MSE(y, x) + KL
@@ -49,7 +51,13 @@ MODELS = {  # name -> SpectrogramAE arguments (channels/hidden from the command 
     "conv10": {"kind": "conv", "latent": 10, "variational": False, "n_classes": 0},
     "vae": {"kind": "conv", "latent": 10, "variational": True, "n_classes": 0},
     "cvae": {"kind": "conv", "latent": 10, "variational": True, "n_classes": N_DIGITS},
+    # the digit and the speaker: n_classes grows by the number of voices in the training data
+    # (apps/voice/train.train_one), whose names the checkpoint keeps. Its lambda (the MSE's
+    # weight against the KL) was chosen by the judges: docs/benchmarks.md
+    "cvae_speaker": {"kind": "conv", "latent": 10, "variational": True, "n_classes": N_DIGITS,
+                     "speakers": True, "lam": 2000.0},
 }
+DEFAULT_LAMBDA = 5000.0  # the VAEs' lambda unless MODELS says otherwise (or --lambda)
 SEED_TEST_MSE = {"conv3": 0.0059, "conv10": 0.0038, "dense3": 0.0060, "vae": 0.0054}
 
 
@@ -88,16 +96,16 @@ class AEGrads(NamedTuple):
 class SpectrogramAE(nn.Layer):
     """Auto-encoder, VAE or conditional VAE on (N, H, W) images in [0, 1].
 
-    ``forward(x, c=None, eps=None)`` -> :class:`AEOutput`. c: (N, n_classes) one-hot digits for
-    a conditional model. eps: the sampling noise (N, latent), drawn when None (tests pass it);
-    in eval mode z = mu.
+    ``forward(x, c=None, eps=None)`` -> :class:`AEOutput`. c: (N, n_classes) the condition of a
+    conditional model (one-hot digit, then one-hot speaker for cvae_speaker). eps: the sampling
+    noise (N, latent), drawn when None (tests pass it); in eval mode z = mu.
     ``backward(grads)`` takes an :class:`AEGrads` (or any tuple in the output's order) and returns
     dL/dx (None while the first layer's ``input_grad`` is False, as it is for data).
     """
 
     def __init__(self, shape=(50, 50), latent: int = 3, kind: str = "conv",
                  variational: bool = False, n_classes: int = 0, channels=(32, 64, 64),
-                 hidden: int = 256, dense_hidden=(512, 128)):
+                 hidden: int = 256, dense_hidden=(512, 128), dropout: float = 0.0):
         super().__init__()
         if kind not in KINDS:
             raise ValueError(f"model kind must be one of {KINDS}, got {kind!r}")
@@ -110,6 +118,9 @@ class SpectrogramAE(nn.Layer):
         self.variational, self.n_classes = bool(variational), int(n_classes)
         self.channels = tuple(int(c) for c in channels)
         self.dense_hidden = tuple(int(h) for h in dense_hidden)
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        self.dropout = float(dropout)
         if kind == "dense":
             self._build_dense(H, W)
         else:
@@ -158,12 +169,19 @@ class SpectrogramAE(nn.Layer):
             nn.Conv2D(1, c1, k_for(0), stride=2, padding=1, init="he_uniform"), nn.ReLU(),
             nn.Conv2D(c1, c2, k_for(1), stride=2, padding=1, init="he_uniform"), nn.ReLU(),
             nn.Conv2D(c2, c3, k_for(2), stride=2, padding=1, init="he_uniform"), nn.ReLU(),
-            nn.Flatten(), nn.Dense(flat, hidden, init="he_uniform"), nn.ReLU())
+            nn.Flatten(), nn.Dense(flat, hidden, init="he_uniform"), nn.ReLU(),
+            *self._dropout())
         self.decoder = nn.Sequential(
             nn.Dense(self.latent + self.n_classes, hidden, init="he_uniform"), nn.ReLU(),
+            *self._dropout(),
             nn.Dense(hidden, flat, init="he_uniform"), nn.ReLU(),
             nn.Reshape((c3, hs[3], ws[3])),
             up(c3, c2, 2), nn.ReLU(), up(c2, c1, 1), nn.ReLU(), up(c1, 1, 0), nn.Sigmoid())
+
+    def _dropout(self) -> list:
+        """[Dropout(p)] after the conv models' dense hidden layers (a regulariser for the small
+        codes that over-fit), or nothing."""
+        return [nn.Dropout(self.dropout)] if self.dropout else []
 
     # -- shapes ------------------------------------------------------------------------------
     def _to_input(self, x):
@@ -175,7 +193,7 @@ class SpectrogramAE(nn.Layer):
             raise ValueError(f"{type(self).__name__}: expected spectrograms of shape "
                              f"(N, {self.shape[0]}, {self.shape[1]}), got {tuple(x.shape)}")
         if self.n_classes and (c is None or tuple(c.shape) != (len(x), self.n_classes)):
-            raise ValueError(f"{type(self).__name__}: a conditional model needs one-hot labels "
+            raise ValueError(f"{type(self).__name__}: a conditional model needs condition vectors "
                              f"of shape ({len(x)}, {self.n_classes}), got "
                              f"{None if c is None else tuple(c.shape)}")
 
@@ -235,13 +253,13 @@ class SpectrogramAE(nn.Layer):
         return mu, (np.concatenate(lvs) if lvs else None)
 
     def decode(self, z, c=None, batch: int = 256):
-        """(N, H, W) images in [0, 1] for codes z (N, latent) (and one-hot labels c)."""
+        """(N, H, W) images in [0, 1] for codes z (N, latent) (and condition vectors c)."""
         z = np.asarray(z, dtype=nn.backend.get_default_dtype())
         if z.ndim != 2 or z.shape[1] != self.latent:
             raise ValueError(f"latent codes must have shape (N, {self.latent}) for this model "
                              f"(latent size {self.latent}), got {tuple(z.shape)}")
         if self.n_classes and (c is None or np.shape(c) != (len(z), self.n_classes)):
-            raise ValueError(f"this conditional model needs one-hot labels of shape ({len(z)}, "
+            raise ValueError(f"this conditional model needs condition vectors of shape ({len(z)}, "
                              f"{self.n_classes})")
         out = []
         with nn.no_grad():
@@ -262,14 +280,14 @@ class SpectrogramAE(nn.Layer):
                 "variational": self.variational, "n_classes": self.n_classes,
                 "channels": list(self.channels),
                 "hidden": self.hidden if self.kind == "conv" else 256,
-                "dense_hidden": list(self.dense_hidden)}
+                "dense_hidden": list(self.dense_hidden), "dropout": self.dropout}
 
     @classmethod
     def from_config(cls, cfg: dict) -> SpectrogramAE:
         return cls(shape=tuple(cfg["shape"]), latent=cfg["latent"], kind=cfg["kind"],
                    variational=cfg["variational"], n_classes=cfg["n_classes"],
                    channels=tuple(cfg["channels"]), hidden=cfg["hidden"],
-                   dense_hidden=tuple(cfg["dense_hidden"]))
+                   dense_hidden=tuple(cfg["dense_hidden"]), dropout=cfg.get("dropout", 0.0))
 
     def extra_repr(self) -> str:
         what = ("C" if self.n_classes else "") + ("VAE" if self.variational else "AE")

@@ -15,20 +15,21 @@ import numpy as np
 from apps.audio.wav import write_wav
 from apps.common.runs import Line, Panel, plot_curves
 from apps.voice.checkpoint import Loaded, to_audio
-from apps.voice.data import one_hot
 from apps.voice.model import MODELS, SEED_TEST_MSE
 
 
-def plot_spectrograms(images, titles, path, suptitle=""):
+def plot_spectrograms(images, titles, path, suptitle="", cols=None):
+    """A grid of [0, 1] images (``cols`` per row, default up to 8), each titled."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     n = len(images)
-    cols = min(n, 8)
+    cols = max(1, min(n, cols or 8))
     rows = (n + cols - 1) // cols
-    fig, axes = plt.subplots(rows, cols, figsize=(1.9 * cols, 2.0 * rows + 0.4), squeeze=False)
+    height = 2.0 * rows + 0.4
+    fig, axes = plt.subplots(rows, cols, figsize=(1.9 * cols, height), squeeze=False)
     for k, ax in enumerate(axes.ravel()):
         ax.axis("off")
         if k < n:
@@ -36,23 +37,25 @@ def plot_spectrograms(images, titles, path, suptitle=""):
             ax.set_title(titles[k], fontsize=8)
     if suptitle:
         fig.suptitle(suptitle, fontsize=10)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.2 / height) if suptitle else None)
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
 
 
 def write_generated(loaded: Loaded, images, hops, out, stem, titles, suptitle="", seed=0,
-                    signals=None):
-    """WAV files <stem>_<k>.wav for each image and <stem>.png of the images; returns records.
-    ``signals``: (y, info) pairs already resynthesised (else Griffin-Lim runs here)."""
+                    signals=None, names=None, cols=None):
+    """WAV files <stem>_<k>.wav (or <names[k]>.wav) for each image and <stem>.png of the images;
+    returns (records, png path). ``signals``: (y, info) pairs already resynthesised (else
+    Griffin-Lim runs here)."""
     os.makedirs(out, exist_ok=True)
     records = []
     for k, (img, hop) in enumerate(zip(images, hops)):
         y, info = signals[k] if signals is not None else to_audio(loaded, img, hop, seed=seed + k)
-        path = write_wav(os.path.join(out, f"{stem}_{k}.wav"), y, loaded.cfg.sr)
+        wav = f"{names[k]}.wav" if names is not None else f"{stem}_{k}.wav"
+        path = write_wav(os.path.join(out, wav), y, loaded.cfg.sr)
         records.append({"file": path, "title": titles[k], **info})
-    png = plot_spectrograms(images, titles, os.path.join(out, f"{stem}.png"), suptitle)
+    png = plot_spectrograms(images, titles, os.path.join(out, f"{stem}.png"), suptitle, cols)
     return records, png
 
 
@@ -128,17 +131,16 @@ def plot_latent(codes, digits, centroids, path, title, histogram: bool = False):
     return path
 
 
-def plot_reconstructions(models: dict, X, digits, titles, path):
-    """Rows: the original test images, then each model's reconstruction (z = mu; the CVAE is
-    given the true digits)."""
+def plot_reconstructions(models: dict, X, digits, speakers, titles, path):
+    """Rows: the original test images, then each model's reconstruction (z = mu; the
+    conditional VAEs are given the true digits, and speakers where they know voices)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = [("original", X)] + [
-        (name, m.model.reconstruct(X, one_hot(digits) if m.model.n_classes else None))
-        for name, m in models.items()]
+    rows = [("original", X)] + [(name, m.model.reconstruct(X, m.condition(digits, speakers)))
+                                for name, m in models.items()]
     fig, axes = plt.subplots(len(rows), len(X), figsize=(1.6 * len(X), 1.6 * len(rows) + 0.3),
                              squeeze=False)
     for r, (name, imgs) in enumerate(rows):

@@ -2,8 +2,9 @@
 (``evaluate``), one model of a run (``train_one``: fit, checkpoints, metrics, latent plot) and
 the `train` command (every model, the reconstructions picture, summary.json, then the judge).
 
-X: (N, n_mels, frames) images in [0, 1]; c: (N, 10) one-hot digits for the conditional model;
-idx: the (train, val, test) index arrays of apps/voice/data.split.
+X: (N, n_mels, frames) images in [0, 1]; c: (N, n_classes) the condition vectors of the
+conditional models (apps/voice/data.condition: one-hot digit, then one-hot speaker for
+cvae_speaker); idx: the (train, val, test) index arrays of apps/voice/data.split.
 """
 from __future__ import annotations
 
@@ -21,14 +22,15 @@ from apps.voice.data import (
     APP,
     CACHE_DIR,
     VoiceData,
+    condition,
     feature_config,
     hop_stats,
     load_data,
-    one_hot,
+    speaker_names,
     split,
 )
 from apps.voice.judge import cmd_judge
-from apps.voice.model import MODELS, SEED_TEST_MSE, AELoss, SpectrogramAE
+from apps.voice.model import DEFAULT_LAMBDA, MODELS, SEED_TEST_MSE, AELoss, SpectrogramAE
 from apps.voice.plots import plot_latent, plot_reconstructions
 from apps.voice.summary import build_summary
 
@@ -41,8 +43,9 @@ METRIC_FIELDS = ["epoch", "loss", "mse", "kl", "val_loss", "val_mse", "val_kl", 
 def evaluate(model: SpectrogramAE, X, c=None, lam: float = 1.0, batch: int = 256,
              seed: int = 0) -> dict:
     """Test figures: the MSE of the reconstruction at z = mu; for a VAE also the KL term,
-    lambda * MSE + KL (at z = mu), and the MSE with z sampled once, z = mu + exp(log_var / 2) eps
-    (what a Keras VAE's predict returns, the seed's likely measure)."""
+    lambda * MSE + KL (at z = mu), the MSE with z sampled once, z = mu + exp(log_var / 2) eps
+    (what a Keras VAE's predict returns, the seed's likely measure), the KL of each latent
+    dimension (a collapsed one carries ~0) and the number of active units."""
     mu, log_var = model.encode(X, c, batch)
     rec = model.decode(mu, c, batch)
     out = {"mse": float(np.mean((rec.astype(np.float64) - X) ** 2)), "n": int(len(X))}
@@ -51,8 +54,14 @@ def evaluate(model: SpectrogramAE, X, c=None, lam: float = 1.0, batch: int = 256
             kl = nn.KLDivergence(check_finite=False)(mu, log_var)
         eps = np.random.default_rng(seed).standard_normal(mu.shape).astype(mu.dtype)
         rec_s = model.decode(mu + np.exp(0.5 * log_var) * eps, c, batch)
+        m, lv = mu.astype(np.float64), log_var.astype(np.float64)
+        # each latent dimension's share of the KL (variational.md (4)), and the units in use by
+        # Burda et al. (2016)'s test: the code's mean moves with the input, Var_x(mu) > 0.01
+        kl_per_dim = 0.5 * (m * m + np.exp(lv) - 1.0 - lv).mean(axis=0)
         out.update(kl=kl, loss=lam * out["mse"] + kl,
-                   mse_sampled=float(np.mean((rec_s.astype(np.float64) - X) ** 2)))
+                   mse_sampled=float(np.mean((rec_s.astype(np.float64) - X) ** 2)),
+                   kl_per_dim=[round(float(v), 4) for v in kl_per_dim],
+                   active_units=int(np.sum(m.var(axis=0) > 0.01)) if len(m) > 1 else 0)
     return out
 
 
@@ -70,17 +79,20 @@ def train_step(model, loss_fn, opt, xb, cb=None, clip: float | None = None):
 def fit(model: SpectrogramAE, Xtr, Xval, ctr=None, cval=None, epochs: int = 40,
         batch_size: int = 64, lr: float = 1e-3, lam: float = 1.0, seed: int = 0,
         progress: bool = True, desc: str = "train", log=print, on_epoch=None, state=None,
-        lr_decay_epoch: int | None = None, clip: float | None = 5.0):
-    """Train with Adam; keep the weights of the epoch with the lowest validation loss.
+        lr_decay_epoch: int | None = None, clip: float | None = 5.0,
+        weight_decay: float = 0.0):
+    """Train with Adam (AdamW, decoupled weight decay, when ``weight_decay`` > 0); keep the
+    weights of the epoch with the lowest validation loss.
 
-    Xtr, Xval: (N, H, W) float32 in [0, 1]; ctr, cval: one-hot labels for a conditional model.
+    Xtr, Xval: (N, H, W) float32 in [0, 1]; ctr, cval: condition vectors for a conditional model.
     ``state``: {'opt', 'history', 'best', 'best_state', 'epoch', 'rng'} from a checkpoint, to
     resume. ``on_epoch(model, opt, state)`` runs after every epoch (the app saves checkpoints).
     ``lr_decay_epoch``: divide the learning rate by 10 from that epoch on (None: constant).
     Returns (model with the best weights loaded, state).
     """
     loss_fn = AELoss(model.variational, lam)
-    opt = nn.optim.Adam(model.parameters(), lr=lr)
+    opt = (nn.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+           if weight_decay else nn.optim.Adam(model.parameters(), lr=lr))
     state = dict(state or {})
     if state.get("opt") is not None:
         opt.load_state_dict(state["opt"])
@@ -168,15 +180,22 @@ def train_one(name, args, data: VoiceData, X, idx, scaler, hops, out, log=print)
     summary entry."""
     tr, va, te = idx
     spec = dict(MODELS[name])
+    # a model conditioned on the voice knows the training speakers, in this order
+    voices = speaker_names(data.speakers[tr]) if spec.pop("speakers", False) else []
+    model_lam = spec.pop("lam", DEFAULT_LAMBDA)
+    spec["n_classes"] += len(voices)
     if name == "vae" and args.vae_latent:
         spec["latent"] = args.vae_latent
-    if name == "cvae" and args.cvae_latent:
+    if name.startswith("cvae") and args.cvae_latent:
         spec["latent"] = args.cvae_latent
     nn.manual_seed(args.seed)
     model = SpectrogramAE(data.cfg.shape, channels=tuple(args.channels), hidden=args.hidden,
-                          dense_hidden=tuple(args.dense_hidden), **spec)
-    lam = args.lam if model.variational else 1.0
-    C = one_hot(data.digits) if model.n_classes else None
+                          dense_hidden=tuple(args.dense_hidden),
+                          dropout=getattr(args, "dropout", 0.0), **spec)
+    lam = (args.lam or model_lam) if model.variational else 1.0
+    C = condition(data.digits, data.speakers, voices) if model.n_classes else None
+    if voices:  # each voice speaks at its own pace: generated words get the pair's median hop
+        hops = {**hops, **hop_stats(data.hops[tr], data.digits[tr], data.speakers[tr], voices)}
 
     def sub(a, i):
         return None if a is None else a[i]
@@ -206,11 +225,12 @@ def train_one(name, args, data: VoiceData, X, idx, scaler, hops, out, log=print)
         extra = {"epoch": st["epoch"], "history": st["history"], "best": st["best"],
                  "rng": st["rng"], "epochs": epochs}
         save_model(last_path, name, m, data.cfg, scaler, lam, hops, extra, opt=opt,
-                   protocol=data.protocol)
+                   protocol=data.protocol, speakers=voices)
         if st["history"][-1].get("best"):
             save_model(best_path, name, m, data.cfg, scaler, lam,
-                       {**hops, **latent_stats(m, X[tr], data.digits[tr])},
-                       {"epoch": st["epoch"], "history": st["history"]}, protocol=data.protocol)
+                       {**hops, **latent_stats(m, X[tr], data.digits[tr], c=sub(C, tr))},
+                       {"epoch": st["epoch"], "history": st["history"]}, protocol=data.protocol,
+                       speakers=voices)
         metrics.append({k: st["history"][-1].get(k) for k in METRIC_FIELDS})
 
     t0 = time.perf_counter()
@@ -218,10 +238,11 @@ def train_one(name, args, data: VoiceData, X, idx, scaler, hops, out, log=print)
                     batch_size=args.batch_size, lr=args.lr, lam=lam, seed=args.seed,
                     progress=args.progress, desc=name,
                     log=log if (not args.progress or args.log_epochs) else None,
-                    on_epoch=on_epoch, state=state, lr_decay_epoch=args.lr_decay_epoch)
+                    on_epoch=on_epoch, state=state, lr_decay_epoch=args.lr_decay_epoch,
+                    weight_decay=getattr(args, "weight_decay", 0.0))
     test = evaluate(model, X[te], sub(C, te), lam)
     val = evaluate(model, X[va], sub(C, va), lam)
-    stats = latent_stats(model, X[tr], data.digits[tr], X_val=X[va])
+    stats = latent_stats(model, X[tr], data.digits[tr], X_val=X[va], c=sub(C, tr))
     history = st["history"]
     best_epoch = max((h["epoch"] for h in history if h.get("best")), default=None)
     entry = {"model": model.config(), "protocol": data.protocol,
@@ -231,13 +252,16 @@ def train_one(name, args, data: VoiceData, X, idx, scaler, hops, out, log=print)
              "seconds": round(time.perf_counter() - t0, 1)}
     if model.variational:
         entry.update(test_kl=round(test["kl"], 4), test_loss=round(test["loss"], 5),
-                     test_mse_sampled_z=round(test["mse_sampled"], 6))
+                     test_mse_sampled_z=round(test["mse_sampled"], 6),
+                     test_kl_per_dim=test["kl_per_dim"], active_units=test["active_units"])
     if "mix_means" in stats:
         entry.update(mixture_components=len(stats["mix_weights"]),
                      mixture_val_loglik=round(float(stats["mix_val_loglik"]), 4))
+    if voices:
+        entry["speakers"] = voices
     save_model(best_path, name, model, data.cfg, scaler, lam, {**hops, **stats},
                {"epoch": best_epoch, "history": history, "test": test, "val": val,
-                "summary": entry}, protocol=data.protocol)
+                "summary": entry}, protocol=data.protocol, speakers=voices)
     mu, _ = model.encode(X[tr], sub(C, tr))
     axes = ", principal axes" if model.latent > 3 else ""
     png = plot_latent(mu, data.digits[tr], stats["centroids"],
@@ -247,6 +271,10 @@ def train_one(name, args, data: VoiceData, X, idx, scaler, hops, out, log=print)
     seed_txt = f" (seed: {SEED_TEST_MSE[name]})" if name in SEED_TEST_MSE else ""
     log(f"[{name}] test MSE {test['mse']:.5f}{seed_txt}, validation {val['mse']:.5f}, best epoch "
         f"{best_epoch}/{epochs}" + (f", test KL {test['kl']:.3f}" if model.variational else ""))
+    if model.variational:
+        log(f"[{name}] test KL per latent dimension (nats): "
+            f"{' '.join(f'{v:.2f}' for v in test['kl_per_dim'])}; active units (Var(mu) > "
+            f"0.01): {test['active_units']} of {model.latent}")
     entry["files"] = [best_path, last_path, metrics_csv, png]
     return entry
 
@@ -275,7 +303,7 @@ def cmd_train(args, log=print) -> int:
     loaded = {n: Loaded(os.path.join(out, f"{n}.npz")) for n in MODELS
               if os.path.exists(os.path.join(out, f"{n}.npz"))}
     te = idx[2][::max(1, len(idx[2]) // 8)][:8]
-    rec_png = plot_reconstructions(loaded, X[te], data.digits[te],
+    rec_png = plot_reconstructions(loaded, X[te], data.digits[te], data.speakers[te],
                                    [f"{data.digits[i]} {data.speakers[i]}" for i in te],
                                    os.path.join(out, "reconstructions.png"))
     summary = build_summary(out)

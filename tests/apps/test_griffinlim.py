@@ -66,6 +66,25 @@ def test_error_falls_with_iterations():
     assert res.spectral_convergence <= res.history[-1] + 0.02
 
 
+def test_a_given_phase_starts_the_iterations():
+    """(5): started from the signal's own STFT phase, Griffin-Lim has nothing left to find (the
+    error is ~0 with no iteration and stays there); from another recording's phase it starts
+    elsewhere than from zero phase. A phase of the wrong shape or not complex is refused."""
+    paths = _test_files(3)
+    S, y = _magnitude(paths[1])
+    X = stft(y, n_fft=N_FFT, hop_length=HOP)
+    own = griffinlim(S, n_iter=0, hop_length=HOP, init=X, length=len(y))
+    assert own.init == "given" and own.spectral_convergence < 1e-6
+    assert griffinlim(S, n_iter=10, hop_length=HOP, init=X, length=len(y)
+                      ).spectral_convergence < 1e-3
+    zero = griffinlim(S, n_iter=0, hop_length=HOP, init="zero").spectral_convergence
+    assert zero > 0.1
+    with pytest.raises(ValueError, match="complex array of S's shape"):
+        griffinlim(S, init=X[:, :-1])
+    with pytest.raises(ValueError, match="complex array"):
+        griffinlim(S, init=np.abs(X))
+
+
 def test_plain_griffin_lim_never_increases_the_error():
     """With momentum 0 each iteration is a pair of projections: the inconsistency cannot grow."""
     S, _ = _magnitude(_test_files(3)[2])

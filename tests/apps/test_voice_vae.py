@@ -7,7 +7,9 @@ checkpoint, train, summary, plots, generate, judge) on small real slices of FSDD
   convolutional; AE, VAE, conditional VAE; odd and even image sizes);
 * a few training steps lower the loss;
 * the CLI trains, writes checkpoints, plots and summary.json; generation writes WAV files that
-  soundfile opens at 8 kHz with the expected length; the judge runs end to end;
+  soundfile opens at 8 kHz with the expected length; the digit-and-voice CVAE says a chosen digit
+  in a chosen voice (`generate`) and walks from voice to voice (`interpolate`); the judges (a
+  digit and a speaker classifier) run end to end;
 * bad input (missing checkpoint, wrong latent size, digit out of range...) gives clear errors.
 The full-size trainings behind the reported figures are not run here (see the app's docstring).
 """
@@ -25,11 +27,20 @@ from apps import voice_vae as vv
 from apps.audio.features import FeatureConfig, Standardizer
 from apps.audio.inverse import SpectrogramScaler
 from apps.audio.wav import read_wav
-from apps.digits.data import DIGITS, load_dataset
+from apps.common.errors import UsageError
+from apps.digits.data import load_dataset
 from apps.digits.model import HParams, save_model
 from apps.digits.train import train_model
 from apps.voice.checkpoint import Loaded
-from apps.voice.data import feature_config, features_of, load_data, one_hot
+from apps.voice.data import (
+    condition,
+    feature_config,
+    features_of,
+    hop_stats,
+    load_data,
+    one_hot,
+    speaker_names,
+)
 from apps.voice.judge import Judge, judge_run
 from apps.voice.latent_mixture import SIZES
 from apps.voice.model import MODELS, AELoss, AEOutput, SpectrogramAE
@@ -97,6 +108,11 @@ def test_evaluate_reports_the_same_kl():
     closed = np.mean(np.sum(0.5 * (np.exp(lv) + mu ** 2 - 1.0 - lv), axis=1))
     assert got["kl"] == pytest.approx(closed, rel=1e-5)
     assert got["loss"] == pytest.approx(10.0 * got["mse"] + got["kl"], rel=1e-6)
+    # the per-dimension KL adds up to the KL; a dimension whose mean never moves is inactive
+    assert sum(got["kl_per_dim"]) == pytest.approx(got["kl"], abs=3e-4)
+    assert got["active_units"] == int(np.sum(mu.var(axis=0) > 0.01))
+    model.bottleneck.fc_mu.weight.data[...] = 0.0           # mu = its bias for every input
+    assert evaluate(model, x)["active_units"] == 0
 
 
 # ----------------------------------------------------------------------------------------------
@@ -165,10 +181,43 @@ def test_one_hot_and_model_errors():
         model(np.zeros((2, 5, 6), np.float32))
     cond = SpectrogramAE((6, 6), latent=3, kind="dense", variational=True, n_classes=10,
                          dense_hidden=(8,))
-    with pytest.raises(ValueError, match="one-hot"):
+    with pytest.raises(ValueError, match="condition vectors"):
         cond(np.zeros((2, 6, 6), np.float32))
     with pytest.raises(ValueError, match="latent size"):
         SpectrogramAE((6, 6), latent=0)
+
+
+def test_dropout_in_the_conv_models():
+    """--dropout puts Dropout after the dense hidden layers (train mode only), survives the
+    config, and is refused outside [0, 1)."""
+    model = SpectrogramAE((8, 8), latent=3, channels=(2, 2, 2), hidden=8, dropout=0.5)
+    assert sum(isinstance(m, nn.Dropout) for m in [*model.encoder, *model.decoder]) == 2
+    again = SpectrogramAE.from_config(model.config())
+    assert again.dropout == 0.5
+    x = np.random.default_rng(0).uniform(0, 1, (4, 8, 8)).astype(np.float32)
+    model.eval()
+    np.testing.assert_array_equal(model(x).y, model(x).y)   # eval: no dropout
+    with pytest.raises(ValueError, match="dropout"):
+        SpectrogramAE((8, 8), dropout=1.0)
+
+
+def test_condition_vectors_and_hops_by_voice():
+    names = speaker_names(["theo", "george", "theo"])
+    assert names == ["george", "theo"]
+    c = condition([3, 0], ["theo", "george"], names)
+    np.testing.assert_array_equal(c[:, :10], one_hot([3, 0]))
+    np.testing.assert_array_equal(c[:, 10:], [[0, 1], [1, 0]])
+    np.testing.assert_array_equal(condition([3], None, ()), one_hot([3]))  # digit only
+    with pytest.raises(UsageError, match="unknown speaker 'bob': this model knows george, theo"):
+        condition([1], ["bob"], names)
+    with pytest.raises(UsageError, match="needs one speaker per digit"):
+        condition([1, 2], ["theo"], names)
+    hops = np.array([100, 120, 200, 80])
+    st = hop_stats(hops, np.array([1, 1, 1, 2]), np.array(["a", "a", "b", "b"]), ["a", "b"])
+    assert st["hop_by_pair"].shape == (10, 2)
+    assert st["hop_by_pair"][1].tolist() == [110, 200] and st["hop_by_pair"][2, 1] == 80
+    assert st["hop_by_pair"][2, 0] == st["hop_by_digit"][2] == 80  # no such pair: the digit's
+    assert "hop_by_pair" not in hop_stats(hops, np.array([1, 1, 1, 2]))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -210,6 +259,19 @@ def test_fit_keeps_the_best_epoch_and_resumes(small_data):
     assert evaluate(model, X[200:260])["mse"] == pytest.approx(best["val_mse"], rel=1e-5)
 
 
+@needs_fsdd
+def test_weight_decay_shrinks_the_weights(small_data):
+    """--weight-decay trains with AdamW: from the same start, the weights end up smaller."""
+    X = SpectrogramScaler().fit(small_data.S_db).transform(small_data.S_db)
+    norms = []
+    for wd in (0.0, 20.0):  # lr 1e-3: each step multiplies the weights by 1 - 0.02
+        nn.manual_seed(0)
+        model = SpectrogramAE(X.shape[1:], latent=3, kind="dense", dense_hidden=(32,))
+        fit(model, X[:200], X[200:260], epochs=2, progress=False, log=None, weight_decay=wd)
+        norms.append(sum(float(np.sum(p.data ** 2)) for p in model.parameters()))
+    assert norms[1] < 0.9 * norms[0], norms
+
+
 # ----------------------------------------------------------------------------------------------
 # The command line, end to end
 # ----------------------------------------------------------------------------------------------
@@ -245,6 +307,13 @@ def test_train_writes_checkpoints_plots_and_summary(tiny_run):
     assert vae.arrays["mix_means"].shape == (k, 10)
     assert vae.arrays["mix_chol"].shape == (k, 10, 10)
     assert vae.arrays["mix_weights"].sum() == pytest.approx(1.0)
+    voiced = Loaded(str(tiny_run / "cvae_speaker.npz"))   # the digit and the voice
+    assert voiced.speakers == ["george", "jackson", "lucas", "nicolas", "theo", "yweweler"]
+    assert voiced.model.n_classes == 16 and summary["models"]["cvae_speaker"]["speakers"]
+    assert summary["models"]["cvae_speaker"]["lambda"] == 2000.0    # its own default
+    assert summary["models"]["vae"]["lambda"] == summary["models"]["cvae"]["lambda"] == 5000.0
+    assert voiced.arrays["hop_by_pair"].shape == (10, 6)
+    assert voiced.hop_for(7, "theo") == round(float(voiced.arrays["hop_by_pair"][7, 4]))
 
 
 def test_train_resume_continues(tiny_run, tmp_path):
@@ -280,13 +349,17 @@ def _wav_checks(folder, expected_lengths=None):
     (["sample", "--from", "mixture", "--n", "2"], "vae"),
     (["sample", "--cvae", "--digit", "3", "--n", "2"], "cvae"),
     (["sample", "--from", "point", "--z", "0.1", "-0.2", "0.3", "--model", "dense3"], "dense3"),
+    (["generate", "--digit", "7", "--speaker", "jackson", "--n", "2", "--no-judge"],
+     "cvae_speaker"),
+    (["generate", "--digit", "4", "--n", "2", "--model", "cvae", "--no-judge"], "cvae"),
 ])
 def test_generation_writes_wavs_at_the_right_rate_and_length(tiny_run, tmp_path, argv, model):
     out = tmp_path / "gen"
     assert vv.main([*argv, "--run", str(tiny_run), "--out", str(out)]) == 0
     loaded = Loaded(str(tiny_run / f"{model}.npz"))
     digit = int(argv[argv.index("--digit") + 1]) if "--digit" in argv else None
-    hop = loaded.hop_for(digit)
+    speaker = argv[argv.index("--speaker") + 1] if "--speaker" in argv else None
+    hop = loaded.hop_for(digit, speaker)
     n = int(argv[argv.index("--n") + 1]) if "--n" in argv else 1
     _wav_checks(out, [hop * 49 + 1] * n)
 
@@ -318,6 +391,21 @@ def test_reconstruct_and_interpolate(tiny_run, tmp_path):
     (["reconstruct", "no_such_file.wav"], "no such file"),
     (["reconstruct", os.path.join(FSDD, "recordings", "7_jackson_3.wav"), "--model", "cvae"],
      "needs --digit"),
+    (["reconstruct", os.path.join(FSDD, "recordings", "7_jackson_3.wav"), "--model",
+      "cvae_speaker", "--digit", "7"], "needs --speaker"),
+    (["sample", "--cvae", "--digit", "1", "--model", "cvae_speaker"], "use 'generate"),
+    (["generate", "--digit", "1", "--speaker", "bob"], "unknown speaker 'bob'"),
+    (["generate", "--digit", "11"], "out of range"),
+    (["generate", "--digit", "1", "--speaker", "theo", "--model", "cvae"],
+     "conditioned on the digit only"),
+    (["generate", "--model", "vae"], "needs a conditional VAE"),
+    (["interpolate", "--speakers", "theo", "lucas"], "needs --digit"),
+    (["interpolate", "--digits", "1", "2"], "give --speaker"),
+    (["interpolate", "--speakers", "theo", "lucas", "--digit", "1", "--model", "cvae"],
+     "conditioned on the digit only"),
+    (["interpolate", "--digits", "1", "2", "--model", "vae"], "not conditional"),
+    (["interpolate", "a.wav", "b.wav", "--digits", "1", "2"], "not both"),
+    (["interpolate", "a.wav"], "needs two recordings"),
 ])
 def test_bad_input_gives_clear_errors(tiny_run, tmp_path, capsys, argv, message):
     assert vv.main([*argv, "--run", str(tiny_run), "--out", str(tmp_path / "x")]) == 2
@@ -338,30 +426,104 @@ def test_missing_checkpoint_and_wrong_files(tmp_path, capsys):
     assert "not a voice_vae checkpoint" in capsys.readouterr().err
     assert vv.main(["judge", "--run", str(tmp_path)]) == 2
     assert "checkpoint" in capsys.readouterr().err
+    assert vv.main(["generate", "--checkpoint", str(other)]) == 2
+    assert "not a voice_vae checkpoint" in capsys.readouterr().err
 
 
-@needs_fsdd
-def test_judge_end_to_end(tiny_run, tmp_path):
-    """A tiny digit classifier (trained here) judges a tiny run's generations."""
+@pytest.fixture(scope="module")
+def tiny_judges(tmp_path_factory):
+    """(digit classifier, speaker classifier) checkpoints: tiny CNNs trained here for 2 epochs
+    (the judges' plumbing is under test, not their ears)."""
+    if not os.path.isdir(os.path.join(FSDD, "recordings")):
+        pytest.skip("FSDD not found")
     ds = load_dataset(FSDD, FeatureConfig(), limit_per_class=6, progress=False,
                       log=lambda *a: None)
     hp = HParams(model="cnn", channels=(4, 8), dense=16, epochs=2, lr=3e-3)
     norm = Standardizer(hp.norm).fit(ds.X)
-    model, _ = train_model(hp, norm.transform(ds.X), ds.digits, 10, progress=False, log=None)
-    clf = save_model(str(tmp_path / "model.npz"), model, hp, ds.cfg, norm, "digit", DIGITS,
-                     extra={"test_accuracy": 0.5})
-    judge = Judge(clf)
+    folder = tmp_path_factory.mktemp("judges")
+    paths = []
+    for task in ("digit", "speaker"):
+        y = ds.labels(task)
+        model, _ = train_model(hp, norm.transform(ds.X), y, int(y.max()) + 1, progress=False,
+                               log=None)
+        paths.append(save_model(str(folder / f"{task}.npz"), model, hp, ds.cfg, norm, task,
+                                ds.class_names(task), extra={"test_accuracy": 0.5}))
+    return tuple(paths)
+
+
+def test_generate_any_digit_in_any_voice_judged(tiny_run, tiny_judges, tmp_path):
+    """`generate` with no choice says every digit in every voice: 60 WAVs named by digit and
+    voice, one sheet, and generated.json with what both judges heard."""
+    out = tmp_path / "all"
+    digit_clf, speaker_clf = tiny_judges
+    assert vv.main(["generate", "--run", str(tiny_run), "--out", str(out), "--classifier",
+                    digit_clf, "--speaker-classifier", speaker_clf, "--no-progress"]) == 0
+    wavs = _wav_checks(out)
+    assert len(wavs) == 60 and "7_jackson_0.wav" in wavs and "0_yweweler_0.wav" in wavs
+    report = json.loads((out / "generated.json").read_text())
+    assert len(report["files"]) == 60 and os.path.exists(report["sheet"])
+    item = next(f for f in report["files"] if f["file"].endswith("7_jackson_0.wav"))
+    assert item["digit"] == 7 and item["speaker"] == "jackson"
+    assert 0 <= item["heard_digit"] < 10 and 0 < item["digit_p"] <= 1
+    assert item["heard_speaker"] in Loaded(str(tiny_run / "cvae_speaker.npz")).speakers
+    right = np.mean([f["heard_digit"] == f["digit"] for f in report["files"]])
+    assert report["digit_recognised"] == pytest.approx(right, abs=1e-4)
+    assert 0 <= report["speaker_recognised"] <= 1
+
+
+def test_interpolate_between_voices_and_digits(tiny_run, tiny_judges, tmp_path, capsys):
+    m = Loaded(str(tiny_run / "cvae_speaker.npz"))
+    out = tmp_path / "voices"
+    assert vv.main(["interpolate", "--speakers", "jackson", "theo", "--digit", "7", "--steps",
+                    "4", "--run", str(tiny_run), "--out", str(out), "--classifier",
+                    tiny_judges[0], "--speaker-classifier", tiny_judges[1]]) == 0
+    ha, hb = m.hop_for(7, "jackson"), m.hop_for(7, "theo")
+    hops = [round((1 - t) * ha + t * hb) for t in np.linspace(0, 1, 4)]
+    _wav_checks(out, [h * 49 + 1 for h in hops])
+    assert capsys.readouterr().out.count("heard ") == 4
+    assert vv.main(["interpolate", "--digits", "3", "8", "--speaker", "lucas", "--steps", "3",
+                    "--run", str(tiny_run), "--out", str(tmp_path / "digits"), "--no-judge"]) == 0
+    assert len(_wav_checks(tmp_path / "digits")) == 3
+    assert vv.main(["interpolate", "--digits", "3", "8", "--model", "cvae", "--steps", "2",
+                    "--run", str(tiny_run), "--out", str(tmp_path / "cvae"), "--no-judge"]) == 0
+
+
+@needs_fsdd
+def test_judge_end_to_end(tiny_run, tiny_judges):
+    """Tiny digit and speaker classifiers (trained here) judge a tiny run's generations."""
+    judge, speaker_judge = Judge(tiny_judges[0]), Judge(tiny_judges[1], task="speaker")
     res = judge_run(str(tiny_run), judge, n_per_digit=1, n_prior=3, n_recon=4, progress=False,
-                    data_root=FSDD, limit=6, cache_dir=None, models=["conv3", "vae", "cvae"],
-                    log=lambda *a: None)
+                    data_root=FSDD, limit=6, cache_dir=None,
+                    models=["conv3", "vae", "cvae", "cvae_speaker"], log=lambda *a: None,
+                    speaker_judge=speaker_judge, n_per_pair=1, phase_per_pair=1)
     assert res["resynthesised_test_recordings"]["n"] == 4
+    assert res["resynthesised_test_recordings"]["speaker"]["n"] == 4
+    assert res["speaker_classifier"]["task"] == "speaker"
     m = res["models"]
     assert m["conv3"]["centroid_near"]["n"] == 10 and "accuracy" in m["conv3"]["centroid_exact"]
     assert m["vae"]["prior"]["n"] == 3 and 0 <= m["vae"]["prior"]["confident_share"] <= 1
     assert m["vae"]["prior_mixture"]["n"] == 3 and "prior_mixture" not in m["cvae"]
     assert m["cvae"]["chosen_digit"]["n"] == 10 and "centroid_near" not in m["cvae"]
     assert sum(m["cvae"]["chosen_digit"]["predicted_counts"]) == 10
-    _wav_checks(tiny_run / "samples")
+    voiced = m["cvae_speaker"]                       # 60 pairs x 1, both judges
+    assert voiced["chosen_digit"]["n"] == 60 and voiced["chosen_speaker"]["n"] == 60
+    assert len(voiced["chosen_speaker"]["per_speaker_accuracy"]) == 6
+    table = np.array(voiced["pairs"]["speaker_right_by_pair"])
+    assert table.shape == (10, 6) and table.mean() == pytest.approx(
+        voiced["chosen_speaker"]["accuracy"], abs=1e-3)
+    assert voiced["both_right"] <= min(voiced["chosen_digit"]["accuracy"],
+                                       voiced["chosen_speaker"]["accuracy"])
+    assert "speaker" in m["conv3"]["reconstructions"]
+    wavs = _wav_checks(tiny_run / "samples")
+    assert sum(w.startswith("cvae_speaker_pairs_") for w in wavs) == 60
+    assert voiced["novelty"]["nearest_training_mse"]["generated"] > 0
+    assert "within_pair_spread" not in voiced["novelty"]   # one word per pair: no spread
+    study = voiced["phase_study"]                   # four ways back to sound, judged
+    assert study["n"] == 60 and set(study["variants"]) == {
+        "random_32", "random_100", "recording_32", "recording_100"}
+    assert all(v["digit"]["n"] == 60 and v["speaker"]["n"] == 60 and
+               0 < v["spectral_convergence"] < 1 for v in study["variants"].values())
+    assert m["cvae"]["phase_study"]["n"] == 10 and "phase_study" not in m["vae"]
 
 
 @needs_fsdd
@@ -387,3 +549,64 @@ def test_seed_protocol_features_and_generation(tmp_path):
     wav = [p for p in os.listdir(gen) if p.endswith(".wav")][0]
     info = sf.info(os.path.join(gen, wav))
     assert info.samplerate == 22050 and info.frames == loaded.hop_for(4) * 49 + 1
+
+
+@needs_fsdd
+def test_novelty_against_the_recordings(small_data, tiny_run):
+    """Words that are the training recordings themselves, each twice: at distance 0 from them,
+    where a test recording is not, and no spread within a pair (its two words are the same)."""
+    from apps.voice.judge import novelty
+
+    m = Loaded(str(tiny_run / "cvae_speaker.npz"))
+    train = np.flatnonzero(small_data.index == 5)         # one training recording per pair
+    twice = np.repeat(train, 2)
+    imgs = m.scaler.transform(small_data.S_db[twice])
+    out = novelty(m, imgs, small_data.digits[twice], small_data.speakers[twice], small_data)
+    assert out["nearest_training_mse"]["generated"] == pytest.approx(0, abs=1e-9)
+    assert out["nearest_training_mse"]["test_recordings"] > 0.001
+    assert out["within_pair_spread"]["generated"] == pytest.approx(0, abs=1e-9)
+
+
+# ----------------------------------------------------------------------------------------------
+# Phase from a real recording
+# ----------------------------------------------------------------------------------------------
+@needs_fsdd
+def test_phase_bank_borrows_the_nearest_recordings_phase(small_data, tiny_run):
+    """A training image's nearest recording is itself; its phase has the model's frame count
+    at the recording's own hop; and started from it, 8 Griffin-Lim iterations match the image
+    better than from a random phase (at 32 and more both reach the floor that the mel
+    inversion leaves: docs/benchmarks.md)."""
+    from apps.voice.checkpoint import to_audio
+    from apps.voice.phase import PhaseBank
+
+    m = Loaded(str(tiny_run / "cvae_speaker.npz"))
+    train = np.flatnonzero(small_data.index == 5)  # index 5: not in the official test set
+    bank = PhaseBank(m, small_data, train)
+    k = train[17]
+    img = m.scaler.transform(small_data.S_db[k][None])[0]
+    d, s = int(small_data.digits[k]), str(small_data.speakers[k])
+    assert bank.nearest(img, d, s) == k and bank.nearest(img, d) == k
+    other = next(n for n in m.speakers if n != s)
+    j = bank.nearest(img, d, other)
+    assert small_data.digits[j] == d and small_data.speakers[j] == other
+    hop, X0 = bank.phase(k)
+    assert hop == small_data.hops[k] and X0.shape == (257, 50) and np.iscomplexobj(X0)
+    _, rec = to_audio(m, img, hop, init=X0, n_iter=8)
+    _, rnd = to_audio(m, img, hop, seed=0, n_iter=8)
+    assert rec["init"] == "given" and rnd["init"] == "random"
+    assert rec["spectral_convergence"] < rnd["spectral_convergence"], (rec, rnd)
+    with pytest.raises(UsageError, match="no training recording of digit 3 by nobody"):
+        bank.nearest(img, 3, "nobody")
+
+
+def test_generate_with_a_recordings_phase(tiny_run, tmp_path):
+    out = tmp_path / "phase"
+    assert vv.main(["generate", "--digit", "2", "--speaker", "theo", "--n", "2", "--phase",
+                    "recording", "--iterations", "8", "--limit", "6", "--no-cache", "--data",
+                    FSDD, "--no-judge", "--no-progress", "--run", str(tiny_run), "--out",
+                    str(out)]) == 0
+    report = json.loads((out / "generated.json").read_text())
+    assert report["phase"] == "recording" and report["iterations"] == 8
+    for item in report["files"]:
+        assert item["phase_from"].startswith("2_theo_") and item["phase_from"][-5] in "5"
+    _wav_checks(out)
