@@ -25,7 +25,9 @@ Models (apps/voice/model.py): dense3 (dense AE, latent 3, the seed's n°3), conv
 (convolutional AEs, latent 3 and 10, n°1 and n°2), vae (convolutional VAE, latent 10, the seed's
 6.3, its bottleneck nnscratch.VariationalBottleneck), cvae (the same with the digit one-hot as
 an input of encoder and decoder), cvae_speaker (the digit's and the speaker's one-hots: any digit
-in any of the six voices).
+in any of the six voices). Recipes that differ from the options' defaults (RECIPES in
+apps/voice/model.py, each measured in docs/benchmarks.md): conv3 trains 200 epochs with dropout
+0.2 and the learning rate divided by 10 at epoch 150; cvae_speaker uses lambda 2000.
 Features (apps/audio/features.py, as the digit classifier's): silence trimmed, one hop per
 recording so every word fills 50 frames, 50 mel bands in dB below the loudest bin (80 dB floor),
 then x = (S_db - min) / (max - min) with the training set's min and max (apps/audio/inverse.py).
@@ -121,14 +123,16 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", action="store_true", help="continue from <model>_last.npz in --out")
     t.add_argument("--epochs", type=positive_int, default=None,
                    help="epochs for every model (overrides the three below)")
-    t.add_argument("--conv-epochs", type=positive_int, default=60,
-                   help="the convolutional auto-encoders'")
+    t.add_argument("--conv-epochs", type=positive_int, default=None,
+                   help="the convolutional auto-encoders' (default 60; conv3: 200, with the "
+                        "learning rate divided by 10 at 150 and dropout 0.2)")
     t.add_argument("--vae-epochs", type=positive_int, default=120,
                    help="the VAEs' (at 60 the mixture-prior samples were recognised 84.5%% of "
                    "the time, at 120 87.0%%: docs/benchmarks.md)")
     t.add_argument("--dense-epochs", type=positive_int, default=150)
     t.add_argument("--lr-decay-epoch", type=positive_int, default=None,
-                   help="divide the learning rate by 10 from this epoch")
+                   help="divide the learning rate by 10 from this epoch (default: never; "
+                        "conv3: 150)")
     t.add_argument("--batch-size", type=positive_int, default=64)
     t.add_argument("--lr", type=positive_float, default=1e-3)
     t.add_argument("--weight-decay", type=nonnegative_float, default=0.0,
@@ -143,8 +147,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--channels", type=positive_int, nargs=3, default=[32, 64, 64],
                    help="conv channels")
     t.add_argument("--hidden", type=positive_int, default=256, help="conv models' dense layer")
-    t.add_argument("--dropout", type=unit_interval, default=0.0,
-                   help="conv models: dropout after the dense hidden layers (default 0)")
+    t.add_argument("--dropout", type=unit_interval, default=None,
+                   help="conv models: dropout after the dense hidden layers (default 0; "
+                        "conv3: 0.2)")
     t.add_argument("--dense-hidden", type=positive_int, nargs="+", default=[512, 128],
                    help="dense AE layers")
     t.add_argument("--protocol", choices=PROTOCOLS, default="classifier",

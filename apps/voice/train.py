@@ -30,7 +30,15 @@ from apps.voice.data import (
     split,
 )
 from apps.voice.judge import cmd_judge
-from apps.voice.model import DEFAULT_LAMBDA, MODELS, SEED_TEST_MSE, AELoss, SpectrogramAE
+from apps.voice.model import (
+    DEFAULT_CONV_EPOCHS,
+    DEFAULT_LAMBDA,
+    MODELS,
+    RECIPES,
+    SEED_TEST_MSE,
+    AELoss,
+    SpectrogramAE,
+)
 from apps.voice.plots import plot_latent, plot_reconstructions
 from apps.voice.summary import build_summary
 
@@ -182,7 +190,10 @@ def train_one(name, args, data: VoiceData, X, idx, scaler, hops, out, log=print)
     spec = dict(MODELS[name])
     # a model conditioned on the voice knows the training speakers, in this order
     voices = speaker_names(data.speakers[tr]) if spec.pop("speakers", False) else []
-    model_lam = spec.pop("lam", DEFAULT_LAMBDA)
+    recipe = RECIPES.get(name, {})  # the command line's explicit values come first
+    dropout = recipe.get("dropout", 0.0) if args.dropout is None else args.dropout
+    lr_decay_epoch = (recipe.get("lr_decay_epoch") if args.lr_decay_epoch is None
+                      else args.lr_decay_epoch)
     spec["n_classes"] += len(voices)
     if name == "vae" and args.vae_latent:
         spec["latent"] = args.vae_latent
@@ -190,9 +201,8 @@ def train_one(name, args, data: VoiceData, X, idx, scaler, hops, out, log=print)
         spec["latent"] = args.cvae_latent
     nn.manual_seed(args.seed)
     model = SpectrogramAE(data.cfg.shape, channels=tuple(args.channels), hidden=args.hidden,
-                          dense_hidden=tuple(args.dense_hidden),
-                          dropout=getattr(args, "dropout", 0.0), **spec)
-    lam = (args.lam or model_lam) if model.variational else 1.0
+                          dense_hidden=tuple(args.dense_hidden), dropout=dropout, **spec)
+    lam = (args.lam or recipe.get("lam", DEFAULT_LAMBDA)) if model.variational else 1.0
     C = condition(data.digits, data.speakers, voices) if model.n_classes else None
     if voices:  # each voice speaks at its own pace: generated words get the pair's median hop
         hops = {**hops, **hop_stats(data.hops[tr], data.digits[tr], data.speakers[tr], voices)}
@@ -215,9 +225,9 @@ def train_one(name, args, data: VoiceData, X, idx, scaler, hops, out, log=print)
     elif model.kind == "dense":
         epochs = args.dense_epochs
     elif model.variational:
-        epochs = getattr(args, "vae_epochs", args.conv_epochs)
+        epochs = args.vae_epochs
     else:
-        epochs = args.conv_epochs
+        epochs = args.conv_epochs or recipe.get("epochs", DEFAULT_CONV_EPOCHS)
     metrics_csv = os.path.join(out, f"{name}_metrics.csv")
     metrics = _metrics_log(metrics_csv, state["history"] if state else [])
 
@@ -238,8 +248,8 @@ def train_one(name, args, data: VoiceData, X, idx, scaler, hops, out, log=print)
                     batch_size=args.batch_size, lr=args.lr, lam=lam, seed=args.seed,
                     progress=args.progress, desc=name,
                     log=log if (not args.progress or args.log_epochs) else None,
-                    on_epoch=on_epoch, state=state, lr_decay_epoch=args.lr_decay_epoch,
-                    weight_decay=getattr(args, "weight_decay", 0.0))
+                    on_epoch=on_epoch, state=state, lr_decay_epoch=lr_decay_epoch,
+                    weight_decay=args.weight_decay)
     test = evaluate(model, X[te], sub(C, te), lam)
     val = evaluate(model, X[va], sub(C, va), lam)
     stats = latent_stats(model, X[tr], data.digits[tr], X_val=X[va], c=sub(C, tr))
@@ -247,6 +257,7 @@ def train_one(name, args, data: VoiceData, X, idx, scaler, hops, out, log=print)
     best_epoch = max((h["epoch"] for h in history if h.get("best")), default=None)
     entry = {"model": model.config(), "protocol": data.protocol,
              "parameters": model.num_parameters(), "lambda": lam, "epochs": epochs,
+             "lr_decay_epoch": lr_decay_epoch, "dropout": dropout,
              "best_epoch": best_epoch, "test_mse": round(test["mse"], 6),
              "val_mse": round(val["mse"], 6), "seed_test_mse": SEED_TEST_MSE.get(name),
              "seconds": round(time.perf_counter() - t0, 1)}
