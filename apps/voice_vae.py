@@ -70,6 +70,7 @@ from apps.audio import fsdd
 from apps.common.cli import (
     finite_float,
     nonnegative_float,
+    nonnegative_int,
     positive_float,
     positive_int,
     run_command,
@@ -140,6 +141,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--lambda", dest="lam", type=positive_float, default=None,
                    help="VAE loss = lambda * MSE + KL (MSE per pixel, KL summed over latents); "
                         "default 5000, and 2000 for cvae_speaker")
+    t.add_argument("--kl-warmup", type=nonnegative_int, default=0, metavar="EPOCHS",
+                   help="VAEs: raise the KL's weight linearly from 0 to 1 over the first EPOCHS "
+                        "epochs (default 0: 1 throughout)")
+    t.add_argument("--free-bits", type=nonnegative_float, default=0.0, metavar="NATS",
+                   help="VAEs: each latent dimension's KL counts at least NATS (default 0)")
     t.add_argument("--vae-latent", type=positive_int, default=None,
                    help="latent size of the VAE (default 10)")
     t.add_argument("--cvae-latent", type=positive_int, default=None,

@@ -24,7 +24,8 @@ report's chapter 6, plus two conditional VAEs: on the digit, and on the digit an
                         and to z before the decoder: y = dec([z, c]), (mu, log_var) = enc([h, c])
 
 Losses (``AELoss``):  auto-encoder  L = MSE(y, x)
-                      VAE / CVAE    L = lambda * MSE(y, x) + KL
+                      VAE / CVAE    L = lambda * MSE(y, x) + w KL   (w = 1 but during a KL
+                                    warm-up; KL with an optional free-bits floor per dimension)
 with MSE the mean over pixels and batch, KL summed over the latent axis and averaged over the
 batch (the seed's D_KL, chapter 4.4; its Keras code averages over latents, i.e. divides KL by d).
 
@@ -113,7 +114,8 @@ class SpectrogramAE(nn.Layer):
 
     def __init__(self, shape=(50, 50), latent: int = 3, kind: str = "conv",
                  variational: bool = False, n_classes: int = 0, channels=(32, 64, 64),
-                 hidden: int = 256, dense_hidden=(512, 128), dropout: float = 0.0):
+                 hidden: int = 256, dense_hidden=(512, 128), dropout: float = 0.0,
+                 free_bits: float = 0.0):
         super().__init__()
         if kind not in KINDS:
             raise ValueError(f"model kind must be one of {KINDS}, got {kind!r}")
@@ -135,8 +137,12 @@ class SpectrogramAE(nn.Layer):
             self._build_conv(H, W, int(hidden))
         self.encoder[0].input_grad = False  # the first layer reads data: no dx
         head_in = self.hidden + self.n_classes
-        if self.variational:
-            self.bottleneck = nn.VariationalBottleneck(head_in, self.latent)
+        if free_bits < 0:
+            raise ValueError(f"free bits must be >= 0 nats, got {free_bits}")
+        self.free_bits = float(free_bits)
+        if self.variational:  # each dimension's KL counts >= free_bits: variational.md (5)
+            self.bottleneck = nn.VariationalBottleneck(head_in, self.latent,
+                                                       free_bits=self.free_bits)
         else:
             self.fc_z = nn.Dense(head_in, self.latent)
 
@@ -288,14 +294,16 @@ class SpectrogramAE(nn.Layer):
                 "variational": self.variational, "n_classes": self.n_classes,
                 "channels": list(self.channels),
                 "hidden": self.hidden if self.kind == "conv" else 256,
-                "dense_hidden": list(self.dense_hidden), "dropout": self.dropout}
+                "dense_hidden": list(self.dense_hidden), "dropout": self.dropout,
+                "free_bits": self.free_bits}
 
     @classmethod
     def from_config(cls, cfg: dict) -> SpectrogramAE:
         return cls(shape=tuple(cfg["shape"]), latent=cfg["latent"], kind=cfg["kind"],
                    variational=cfg["variational"], n_classes=cfg["n_classes"],
                    channels=tuple(cfg["channels"]), hidden=cfg["hidden"],
-                   dense_hidden=tuple(cfg["dense_hidden"]), dropout=cfg.get("dropout", 0.0))
+                   dense_hidden=tuple(cfg["dense_hidden"]), dropout=cfg.get("dropout", 0.0),
+                   free_bits=cfg.get("free_bits", 0.0))
 
     def extra_repr(self) -> str:
         what = ("C" if self.n_classes else "") + ("VAE" if self.variational else "AE")
@@ -303,15 +311,18 @@ class SpectrogramAE(nn.Layer):
 
 
 class AELoss:
-    """MSE for an auto-encoder; lambda * MSE + KL for a (conditional) VAE.
+    """MSE for an auto-encoder; lambda * MSE + w KL for a (conditional) VAE.
 
     ``loss, parts = fn(out, x)`` with ``out`` the model's :class:`AEOutput` (a float and
     {'mse', 'kl'}); ``fn.backward()`` returns the :class:`AEGrads` that ``SpectrogramAE.backward``
-    takes: dy = lambda dMSE/dy and dkl = 1 (the bottleneck adds the KL's own gradient).
+    takes: dy = lambda dMSE/dy and dkl = w (the bottleneck adds the KL's own gradient, times w:
+    variational.md (6)-(7)). ``kl_weight`` w is 1 except while a KL warm-up raises it from 0
+    (Bowman et al. 2016; apps/voice/train.fit).
     """
 
     def __init__(self, variational: bool, lam: float = 1.0):
         self.variational, self.lam = variational, float(lam)
+        self.kl_weight = 1.0
         self.mse = nn.MSELoss()
 
     def __call__(self, out: AEOutput, x):
@@ -323,9 +334,9 @@ class AELoss:
             check_finite("AELoss KL", mu=out.mu, log_var=out.log_var)  # names a bad input
             raise NonFiniteError(f"AELoss: the KL term is {kl} although mu and log_var are "
                                  "finite (log_var overflowed exp; try a lower learning rate)")
-        return self.lam * mse + kl, {"mse": mse, "kl": kl}
+        return self.lam * mse + self.kl_weight * kl, {"mse": mse, "kl": kl}
 
     def backward(self) -> AEGrads:
         if not self.variational:
             return AEGrads(self.mse.backward(1.0))
-        return AEGrads(self.mse.backward(self.lam), dkl=1.0)
+        return AEGrads(self.mse.backward(self.lam), dkl=self.kl_weight)

@@ -42,7 +42,8 @@ from apps.voice.model import (
 from apps.voice.plots import plot_latent, plot_reconstructions
 from apps.voice.summary import build_summary
 
-METRIC_FIELDS = ["epoch", "loss", "mse", "kl", "val_loss", "val_mse", "val_kl", "lr", "seconds"]
+METRIC_FIELDS = ["epoch", "loss", "mse", "kl", "val_loss", "val_mse", "val_kl", "lr", "kl_weight",
+                 "seconds"]
 
 
 # ==============================================================================================
@@ -88,7 +89,7 @@ def fit(model: SpectrogramAE, Xtr, Xval, ctr=None, cval=None, epochs: int = 40,
         batch_size: int = 64, lr: float = 1e-3, lam: float = 1.0, seed: int = 0,
         progress: bool = True, desc: str = "train", log=print, on_epoch=None, state=None,
         lr_decay_epoch: int | None = None, clip: float | None = 5.0,
-        weight_decay: float = 0.0):
+        weight_decay: float = 0.0, kl_warmup: int = 0):
     """Train with Adam (AdamW, decoupled weight decay, when ``weight_decay`` > 0); keep the
     weights of the epoch with the lowest validation loss.
 
@@ -96,6 +97,9 @@ def fit(model: SpectrogramAE, Xtr, Xval, ctr=None, cval=None, epochs: int = 40,
     ``state``: {'opt', 'history', 'best', 'best_state', 'epoch', 'rng'} from a checkpoint, to
     resume. ``on_epoch(model, opt, state)`` runs after every epoch (the app saves checkpoints).
     ``lr_decay_epoch``: divide the learning rate by 10 from that epoch on (None: constant).
+    ``kl_warmup``: a VAE's KL weight rises linearly, epoch / kl_warmup, to 1 at that epoch
+    (Bowman et al. 2016's annealing; 0: 1 throughout). The validation loss that picks the best
+    epoch always weighs the KL by 1, so epochs compare.
     Returns (model with the best weights loaded, state).
     """
     loss_fn = AELoss(model.variational, lam)
@@ -120,6 +124,7 @@ def fit(model: SpectrogramAE, Xtr, Xval, ctr=None, cval=None, epochs: int = 40,
     for epoch in range(start, epochs + 1):
         if lr_decay_epoch and epoch >= lr_decay_epoch:
             opt.lr = lr / 10.0
+        loss_fn.kl_weight = min(1.0, epoch / kl_warmup) if kl_warmup else 1.0
         t0 = time.perf_counter()
         model.train()
         perm = rng.permutation(n)
@@ -141,7 +146,7 @@ def fit(model: SpectrogramAE, Xtr, Xval, ctr=None, cval=None, epochs: int = 40,
         val = evaluate(model, Xval, cval, lam)
         rec = {"epoch": epoch, "loss": tot["loss"] / n, "mse": tot["mse"] / n, "kl": tot["kl"] / n,
                "val_mse": val["mse"], "val_loss": val.get("loss", val["mse"]),
-               "val_kl": val.get("kl", 0.0), "lr": opt.lr,
+               "val_kl": val.get("kl", 0.0), "lr": opt.lr, "kl_weight": loss_fn.kl_weight,
                "seconds": round(time.perf_counter() - t0, 2)}
         if best is None or rec["val_loss"] < best:
             best, best_state = rec["val_loss"], model.state_dict()
@@ -201,7 +206,8 @@ def train_one(name, args, data: VoiceData, X, idx, scaler, hops, out, log=print)
         spec["latent"] = args.cvae_latent
     nn.manual_seed(args.seed)
     model = SpectrogramAE(data.cfg.shape, channels=tuple(args.channels), hidden=args.hidden,
-                          dense_hidden=tuple(args.dense_hidden), dropout=dropout, **spec)
+                          dense_hidden=tuple(args.dense_hidden), dropout=dropout,
+                          free_bits=args.free_bits if spec["variational"] else 0.0, **spec)
     lam = (args.lam or recipe.get("lam", DEFAULT_LAMBDA)) if model.variational else 1.0
     C = condition(data.digits, data.speakers, voices) if model.n_classes else None
     if voices:  # each voice speaks at its own pace: generated words get the pair's median hop
@@ -249,7 +255,7 @@ def train_one(name, args, data: VoiceData, X, idx, scaler, hops, out, log=print)
                     progress=args.progress, desc=name,
                     log=log if (not args.progress or args.log_epochs) else None,
                     on_epoch=on_epoch, state=state, lr_decay_epoch=lr_decay_epoch,
-                    weight_decay=args.weight_decay)
+                    weight_decay=args.weight_decay, kl_warmup=args.kl_warmup)
     test = evaluate(model, X[te], sub(C, te), lam)
     val = evaluate(model, X[va], sub(C, va), lam)
     stats = latent_stats(model, X[tr], data.digits[tr], X_val=X[va], c=sub(C, tr))
@@ -258,6 +264,8 @@ def train_one(name, args, data: VoiceData, X, idx, scaler, hops, out, log=print)
     entry = {"model": model.config(), "protocol": data.protocol,
              "parameters": model.num_parameters(), "lambda": lam, "epochs": epochs,
              "lr_decay_epoch": lr_decay_epoch, "dropout": dropout,
+             "kl_warmup": args.kl_warmup if model.variational else 0,
+             "free_bits": model.free_bits,
              "best_epoch": best_epoch, "test_mse": round(test["mse"], 6),
              "val_mse": round(val["mse"], 6), "seed_test_mse": SEED_TEST_MSE.get(name),
              "seconds": round(time.perf_counter() - t0, 1)}

@@ -203,6 +203,25 @@ def test_dropout_in_the_conv_models():
         SpectrogramAE((8, 8), dropout=1.0)
 
 
+def test_kl_weight_and_free_bits():
+    """A KL warm-up weighs the KL by w in the loss and in the gradient handed to the
+    bottleneck; free bits reach the bottleneck, survive the config, and are never negative."""
+    fn = AELoss(True, 10.0)
+    fn.kl_weight = 0.25
+    rng = np.random.default_rng(0)
+    y, x = rng.uniform(0, 1, (2, 3, 3)), rng.uniform(0, 1, (2, 3, 3))
+    mu, log_var = rng.standard_normal((2, 4)), 0.1 * rng.standard_normal((2, 4))
+    loss, parts = fn(_bottleneck_output(y, mu, log_var), x)
+    assert loss == pytest.approx(10.0 * parts["mse"] + 0.25 * parts["kl"])
+    assert fn.backward().dkl == 0.25
+    model = SpectrogramAE((8, 8), latent=3, channels=(2, 2, 2), hidden=8, variational=True,
+                          free_bits=0.5)
+    assert model.bottleneck.free_bits == 0.5
+    assert SpectrogramAE.from_config(model.config()).bottleneck.free_bits == 0.5
+    with pytest.raises(ValueError, match="free bits"):
+        SpectrogramAE((8, 8), variational=True, free_bits=-1)
+
+
 def test_condition_vectors_and_hops_by_voice():
     names = speaker_names(["theo", "george", "theo"])
     assert names == ["george", "theo"]
@@ -259,6 +278,19 @@ def test_fit_keeps_the_best_epoch_and_resumes(small_data):
     assert [h["epoch"] for h in state["history"]] == [1, 2, 3]
     best = min(state["history"], key=lambda h: h["val_loss"])
     assert evaluate(model, X[200:260])["mse"] == pytest.approx(best["val_mse"], rel=1e-5)
+
+
+@needs_fsdd
+def test_kl_warmup_raises_the_weight_epoch_by_epoch(small_data):
+    X = SpectrogramScaler().fit(small_data.S_db).transform(small_data.S_db)
+    nn.manual_seed(0)
+    model = SpectrogramAE(X.shape[1:], latent=3, kind="dense", variational=True,
+                          dense_hidden=(16,))
+    _, state = fit(model, X[:128], X[200:260], epochs=3, lam=100.0, progress=False, log=None,
+                   kl_warmup=2)
+    assert [h["kl_weight"] for h in state["history"]] == [0.5, 1.0, 1.0]
+    for h in state["history"]:  # validation: always the whole KL
+        assert h["val_loss"] == pytest.approx(100.0 * h["val_mse"] + h["val_kl"], rel=1e-6)
 
 
 @needs_fsdd
