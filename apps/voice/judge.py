@@ -227,9 +227,9 @@ def judge_pairs(m: Loaded, judge: Judge, speaker_judge, n_per_pair, rng, seed, p
         line = (f"[judge] {name}: MSE to the nearest training recording of the pair "
                 f"{near['generated']:.5f} (test recordings: {near['test_recordings']})")
         if "within_pair_spread" in nov:
-            sp_ = nov["within_pair_spread"]
-            line += (f"; spread within a pair {sp_['generated']:.5f}, "
-                     f"{sp_['ratio']} x the training recordings'")
+            spread = nov["within_pair_spread"]
+            line += (f"; spread within a pair {spread['generated']:.5f}, "
+                     f"{spread['ratio']} x the training recordings'")
         log(line)
     first = np.arange(0, len(pair_d), n_per_pair)  # one sample of each pair
     titles = [f"{d} {s}\n{h}" for d, s, h in zip(
@@ -270,8 +270,8 @@ def phase_study(m: Loaded, judge: Judge, speaker_judge, bank: PhaseBank, n_per_p
                        init=phases[i][1] if init == "recording" else "random") for i in it]
         signals = [y for y, _ in ys]
         r = {"init": init, "n_iter": n_iter,
-             "spectral_convergence": round(float(np.mean([i["spectral_convergence"]
-                                                          for _, i in ys])), 4),
+             "spectral_convergence": round(float(np.mean([info["spectral_convergence"]
+                                                          for _, info in ys])), 4),
              "digit": _score(judge.proba(signals, m.cfg.sr), pair_d)}
         line = (f"[judge] {m.name} phase {init}, {n_iter} iterations: digit "
                 f"{r['digit']['accuracy']:.4f}")
