@@ -648,3 +648,22 @@ def test_generate_with_a_recordings_phase(tiny_run, tmp_path):
     for item in report["files"]:
         assert item["phase_from"].startswith("2_theo_") and item["phase_from"][-5] in "5"
     _wav_checks(out)
+
+
+def test_generate_without_judges_says_how_to_get_them(tiny_run, tmp_path, capsys, monkeypatch):
+    """No classifier checkpoint anywhere: the words are still written, with one line each on
+    how to train the missing judges; a judge asked for by name must exist."""
+    import apps.voice.judge as judge_mod
+
+    monkeypatch.setattr(judge_mod, "latest_checkpoint", lambda task=None: None)
+    out = tmp_path / "unjudged"
+    assert vv.main(["generate", "--digit", "5", "--speaker", "lucas", "--run", str(tiny_run),
+                    "--out", str(out), "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    assert "python apps/spoken_digits.py train" in printed
+    assert "python apps/spoken_digits.py speakers" in printed
+    report = json.loads((out / "generated.json").read_text())
+    assert "heard_digit" not in report["files"][0] and "digit_recognised" not in report
+    assert vv.main(["generate", "--digit", "5", "--run", str(tiny_run), "--out", str(out),
+                    "--classifier", str(tmp_path / "none.npz")]) == 2
+    assert "no digit classifier checkpoint at" in capsys.readouterr().err
