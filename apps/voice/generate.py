@@ -256,8 +256,8 @@ def cmd_generate(args, log=print) -> int:
 
 
 def _conditional_path(args, m: Loaded, t):
-    """(condition vectors (steps, n_classes), hops, titles, what) of the straight line from
-    (digit a, voice a) to (digit b, voice b): --digits A B and/or --speakers A B, the other
+    """(condition vectors (steps, n_classes), hops, the two ends' labels) of the straight line
+    from (digit a, voice a) to (digit b, voice b): --digits A B and/or --speakers A B, the other
     held by --digit / --speaker."""
     if args.digits:
         da, db = (check_digit(d) for d in args.digits)
