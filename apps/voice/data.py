@@ -171,6 +171,14 @@ def speaker_index(speakers, names) -> np.ndarray:
     return out
 
 
+def pair_grid(voices, n: int, digits=range(N_DIGITS)):
+    """(digits (M,) ints, voices (M,)) listing every digit x voice pair n times in a row, digit
+    by digit: M = len(digits) len(voices) n. ``voices`` may be [None] (a model without them)."""
+    digits = list(digits)
+    return (np.repeat(np.array(digits, dtype=np.int64), len(voices) * n),
+            np.array([v for _ in digits for v in voices for _ in range(n)], dtype=object))
+
+
 def condition(digits, speakers=None, names=()) -> np.ndarray:
     """The condition vector of the conditional VAEs: one_hot(digits) (N, 10), then, when the
     model knows voices (``names``), one_hot(speaker) (N, len(names)) after it."""

@@ -25,6 +25,7 @@ from apps.voice.data import (
     check_digit,
     features_of,
     load_data,
+    pair_grid,
     speaker_index,
 )
 from apps.voice.judge import Judge, heard, optional_judge
@@ -197,8 +198,7 @@ def cmd_generate(args, log=print) -> int:
     else:
         voices = [None]
     n = args.n
-    pair_d = np.repeat(np.array(digits), len(voices) * n)
-    pair_s = [s for _ in digits for s in voices for _ in range(n)]
+    pair_d, pair_s = pair_grid(voices, n, digits)
     rng = np.random.default_rng(args.seed)
     z = rng.standard_normal((len(pair_d), m.latent)) * args.temperature
     imgs = m.decode(z, pair_d, pair_s if m.speakers else None)

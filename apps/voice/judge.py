@@ -23,7 +23,7 @@ from apps.common.errors import UsageError
 from apps.common.runs import write_summary
 from apps.digits.model import latest_checkpoint, load_model, predict_proba, prepare
 from apps.voice.checkpoint import Loaded, latest_run, to_audio
-from apps.voice.data import CACHE_DIR, N_DIGITS, load_data
+from apps.voice.data import CACHE_DIR, N_DIGITS, load_data, pair_grid
 from apps.voice.latent_mixture import sample_mixture
 from apps.voice.model import MODELS
 from apps.voice.phase import PhaseBank
@@ -167,7 +167,6 @@ def novelty(m: Loaded, imgs, pair_d, pair_s, data) -> dict:
     train_idx, test_idx = fsdd.official_split(data.recs)
     X = m.scaler.transform(data.S_db)
     near_gen, near_test, spread_gen, spread_real = [], [], [], []
-    pair_s = np.asarray(pair_s)
     for d in range(N_DIGITS):
         for s in m.speakers:
             tr = train_idx[(data.digits[train_idx] == d) & (data.speakers[train_idx] == s)]
@@ -197,8 +196,7 @@ def judge_pairs(m: Loaded, judge: Judge, speaker_judge, n_per_pair, rng, seed, p
     and the speaker judge listen; with the recordings (``data``), ``novelty`` compares the
     words with them. Writes one sample per pair to samples/ (a 10 x speakers sheet)."""
     name, sr = m.name, m.cfg.sr
-    pair_d = np.repeat(np.arange(N_DIGITS), len(m.speakers) * n_per_pair)
-    pair_s = np.tile(np.repeat(np.array(m.speakers), n_per_pair), N_DIGITS)
+    pair_d, pair_s = pair_grid(m.speakers, n_per_pair)
     imgs = m.decode(rng.standard_normal((len(pair_d), m.latent)), pair_d, pair_s)
     hops = [m.hop_for(d, s) for d, s in zip(pair_d, pair_s)]
     ys, sc = _resynth(m, imgs, hops, seed, progress, f"{name} chosen digit and voice")
@@ -253,8 +251,7 @@ def phase_study(m: Loaded, judge: Judge, speaker_judge, bank: PhaseBank, n_per_p
     or a recording's phase, 32 or 100 iterations), all at the hop of the recording the phase
     comes from (phase.py), so that only the phase and the iterations differ."""
     voices = m.speakers or [None]
-    pair_d = np.repeat(np.arange(N_DIGITS), len(voices) * n_per_pair)
-    pair_s = [s for _ in range(N_DIGITS) for s in voices for _ in range(n_per_pair)]
+    pair_d, pair_s = pair_grid(voices, n_per_pair)
     imgs = m.decode(rng.standard_normal((len(pair_d), m.latent)), pair_d,
                     pair_s if m.speakers else None)
     source = [bank.nearest(img, d, s) for img, d, s in zip(imgs, pair_d, pair_s)]

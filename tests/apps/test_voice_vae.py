@@ -40,6 +40,7 @@ from apps.voice.data import (
     hop_stats,
     load_data,
     one_hot,
+    pair_grid,
     speaker_names,
 )
 from apps.voice.judge import Judge, judge_run
@@ -239,6 +240,10 @@ def test_condition_vectors_and_hops_by_voice():
     assert st["hop_by_pair"][1].tolist() == [110, 200] and st["hop_by_pair"][2, 1] == 80
     assert st["hop_by_pair"][2, 0] == st["hop_by_digit"][2] == 80  # no such pair: the digit's
     assert "hop_by_pair" not in hop_stats(hops, np.array([1, 1, 1, 2]))
+    d, v = pair_grid(["a", "b"], 2, digits=[3, 5])      # digit by digit, each pair n times
+    assert d.tolist() == [3, 3, 3, 3, 5, 5, 5, 5]
+    assert v.tolist() == ["a", "a", "b", "b", "a", "a", "b", "b"]
+    assert pair_grid([None], 1)[1].tolist() == [None] * 10
 
 
 # ----------------------------------------------------------------------------------------------
