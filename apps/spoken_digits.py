@@ -62,7 +62,7 @@ from apps.common.cli import (
 from apps.digits.augment import AUGMENTS, parse_augment
 from apps.digits.evaluate import cmd_evaluate, cmd_predict
 from apps.digits.loso import cmd_loso
-from apps.digits.model import CMVN
+from apps.digits.model import CMVN, MODELS
 from apps.digits.train import GRID, cmd_train
 
 COMMANDS = {
@@ -123,7 +123,10 @@ def build_parser() -> argparse.ArgumentParser:
                                     "cross-validation inside the training speakers")):
         q = sub.add_parser(name, help=helptext, description=helptext)
         common(q)
-        q.add_argument("--model", choices=["cnn", "mlp"], default="cnn")
+        q.add_argument("--model", choices=MODELS, default="cnn",
+                       help="cnn (the seed's), cnn_pool (the same convolutions, then the max "
+                            "over time: any number of frames; --time-mode fixed by default) "
+                            "or mlp")
         q.add_argument("--features", choices=["mel", "mfcc", "both"], default="mel")
         if name == "loso":
             q.add_argument("--search-augment", type=augment_list, nargs="+", default=None,
@@ -170,7 +173,11 @@ def build_parser() -> argparse.ArgumentParser:
         q.add_argument("--n-mels", type=positive_int, default=50)
         q.add_argument("--frames", type=positive_int, default=50)
         q.add_argument("--n-mfcc", type=positive_int, default=20)
-        q.add_argument("--time-mode", choices=["stretch", "fixed"], default="stretch")
+        q.add_argument("--time-mode", choices=["stretch", "fixed"], default=None,
+                       help="stretch: every clip to --frames frames (a hop per recording); "
+                            "fixed: one hop (1 s / --frames), the word in a 1 s canvas of silence "
+                            "(default: "
+                            "fixed for cnn_pool, stretch for the others)")
         q.add_argument("--val-fraction", type=unit_interval, default=0.1,
                        help="share of the training data held out to pick the best epoch")
         q.add_argument("--seed", type=int, default=0)

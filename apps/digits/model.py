@@ -13,6 +13,12 @@ labels are int class indices. Models (channels first):
     MLP: flattened image -> [Dense, ReLU, Dropout] per hidden size -> Dense -> softmax
     CNN: [Conv 3x3 'same', ReLU, MaxPool 2] x 2 -> Dropout -> Flatten -> Dense, ReLU, Dropout
          -> Dense -> softmax
+    CNN with a pooled-over-time head ('cnn_pool'): the same two conv blocks, then the max over
+         time of every channel and band (nnscratch GlobalMaxPool, (6)-(8) of
+         docs/derivations/pool.md): (N, C, H/4, T/4) -> (N, C, H/4), whatever the number of
+         frames T; then Dropout -> Flatten -> Dense, ReLU, Dropout -> Dense -> softmax. It reads
+         a word wherever it lies in the frames and at whatever length, so it goes with
+         'fixed' time mode (a fixed hop, silence around the word) rather than stretching.
 The softmax is fused into the loss while training (apps/digits/train.py) and applied by
 ``predict_proba``. A checkpoint holds the weights, the hyperparameters, the feature settings and
 the standardisation statistics: everything ``predict`` needs to classify a new recording.
@@ -35,8 +41,8 @@ from apps.digits.data import APP, DEFAULT_OUT_ROOT
 class HParams:
     """Model and training choices, saved in checkpoints (``to_dict``) to rebuild the model."""
 
-    model: str = "cnn"               # 'cnn' or 'mlp'
-    channels: tuple = (16, 32)       # CNN: filters of the two conv layers
+    model: str = "cnn"               # 'cnn', 'cnn_pool' or 'mlp'
+    channels: tuple = (16, 32)       # CNNs: filters of the two conv layers
     hidden: tuple = (256, 128)       # MLP: hidden layer sizes
     dense: int = 128                 # CNN: units of the dense layer
     dropout: float = 0.3
@@ -64,8 +70,12 @@ class HParams:
         return cls(**d)
 
 
+MODELS = ("cnn", "cnn_pool", "mlp")
+
+
 def build_model(hp: HParams, input_shape, n_classes: int) -> nn.Sequential:
-    """The MLP or the CNN for (height, frames) inputs (the CNN takes (N, 1, height, frames))."""
+    """The MLP or a CNN for (height, frames) inputs (the CNNs take (N, 1, height, frames);
+    'cnn_pool' then takes any number of frames >= 4, not only the training images')."""
     H, T = input_shape
     if hp.model == "mlp":
         sizes = [H * T, *hp.hidden]
@@ -76,16 +86,22 @@ def build_model(hp: HParams, input_shape, n_classes: int) -> nn.Sequential:
         model = nn.Sequential(*layers)
         model[0].input_grad = False  # the first Dense sees data: no dx
         return model
-    if hp.model != "cnn":
-        raise ValueError(f"unknown model {hp.model!r}: expected 'cnn' or 'mlp'")
+    if hp.model not in MODELS:
+        raise ValueError(f"unknown model {hp.model!r}: expected one of {MODELS}")
     c1, c2 = hp.channels
     if H < 4 or T < 4:
         raise ValueError(f"the CNN needs inputs of at least 4 x 4, got {input_shape}")
-    model = nn.Sequential(
+    convs = [
         nn.Conv2D(1, c1, 3, padding="same", init="he_uniform"), nn.ReLU(), nn.MaxPool2D(2),
         nn.Conv2D(c1, c2, 3, padding="same", init="he_uniform"), nn.ReLU(), nn.MaxPool2D(2),
-        nn.Dropout(hp.dropout), nn.Flatten(),
-        nn.Dense(c2 * (H // 4) * (T // 4), hp.dense, init="he_uniform"), nn.ReLU(),
+    ]
+    if hp.model == "cnn_pool":  # (N, c2, H/4, T/4) -> (N, c2, H/4): the frames pooled away
+        head, features = [nn.GlobalMaxPool()], c2 * (H // 4)
+    else:
+        head, features = [], c2 * (H // 4) * (T // 4)
+    model = nn.Sequential(
+        *convs, *head, nn.Dropout(hp.dropout), nn.Flatten(),
+        nn.Dense(features, hp.dense, init="he_uniform"), nn.ReLU(),
         nn.Dropout(hp.dropout), nn.Dense(hp.dense, n_classes),
     )
     model[0].input_grad = False  # the first convolution sees data: skip its col2im
@@ -110,8 +126,9 @@ def prepare(hp: HParams, norm: Standardizer, X):
 
 
 def as_input(hp: HParams, X):
-    """(N, H, T) images -> the model's input: (N, 1, H, T) for the CNN, (N, H * T) for the MLP."""
-    return X[:, None] if hp.model == "cnn" else X.reshape(len(X), -1)
+    """(N, H, T) images -> the model's input: (N, 1, H, T) for the CNNs, (N, H * T) for the
+    MLP."""
+    return X.reshape(len(X), -1) if hp.model == "mlp" else X[:, None]
 
 
 def predict_proba(model, hp: HParams, X, batch: int = 256) -> np.ndarray:

@@ -244,8 +244,11 @@ def grid_search(ds, task, hp, train_idx, k=3, seed=0, progress=True, log=print):
 # The train and speakers commands
 # ==============================================================================================
 def feature_config(args) -> FeatureConfig:
+    """The features of the command line; without --time-mode, 'fixed' for the model that pools
+    over time (cnn_pool reads a word wherever it lies) and 'stretch' for the others."""
+    time_mode = args.time_mode or ("fixed" if args.model == "cnn_pool" else "stretch")
     return FeatureConfig(kind=args.features, n_mels=args.n_mels, n_frames=args.frames,
-                         n_mfcc=args.n_mfcc, time_mode=args.time_mode)
+                         n_mfcc=args.n_mfcc, time_mode=time_mode)
 
 
 def hparams(args) -> HParams:

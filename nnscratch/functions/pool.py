@@ -3,6 +3,7 @@
 Shapes:
     2-D: x (N, C, H, W) -> y (N, C, OH, OW),  OH = (H + 2 ph - kh) // sh + 1   (same for OW)
     1-D: x (N, C, L)    -> y (N, C, OL): the 2-D op on (N, C, 1, L) with a (1, k) window
+    global max over the last axis: x (..., T) -> y (...), any T >= 1 (``GlobalMaxPool``)
 ``kernel_size`` is an int or a pair; ``stride`` defaults to the kernel size (non-overlapping
 windows, Keras' and PyTorch's default); ``padding`` (at most half the kernel, PyTorch's rule)
 pads with -inf for max pooling (padding never wins) and with zeros for average pooling, which
@@ -227,4 +228,28 @@ class AvgPool1D(Function):
         return (dx[:, :, 0, :],)
 
 
-__all__ = ["MaxPool1D", "MaxPool2D", "AvgPool1D", "AvgPool2D", "pool_geometry"]
+class GlobalMaxPool(Function):
+    """The maximum over the last axis, which it removes: x (..., T) -> y (...), for any T >= 1
+    (a head that pools a variable number of frames). Ties go to the first maximum, PyTorch's
+    rule. (6)-(8) in docs/derivations/pool.md."""
+
+    @staticmethod
+    def forward(ctx, x):
+        if x.ndim < 2 or x.shape[-1] < 1:
+            raise ValueError(f"GlobalMaxPool: expected x of shape (..., T) with T >= 1, got "
+                             f"{tuple(x.shape)}")
+        xp = get_array_module(x)
+        a = xp.argmax(x, axis=-1)                                          # (7)
+        y = xp.take_along_axis(x, a[..., None], axis=-1)[..., 0]           # (6)
+        ctx.save(a=a, T=x.shape[-1])
+        return y
+
+    @staticmethod
+    def backward(ctx, dy):
+        ctx.consume("GlobalMaxPool")
+        xp = get_array_module(dy)
+        winner = xp.arange(ctx.T) == ctx.a[..., None]                      # (8)
+        return (xp.where(winner, dy[..., None], dy.dtype.type(0)),)
+
+
+__all__ = ["MaxPool1D", "MaxPool2D", "AvgPool1D", "AvgPool2D", "GlobalMaxPool", "pool_geometry"]

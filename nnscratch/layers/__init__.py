@@ -18,7 +18,7 @@ from .loss import (
 )
 from .lstm import LSTM, LSTMCell
 from .mlp import SigmoidMLP, per_neuron_gradients
-from .pool import AvgPool1D, AvgPool2D, MaxPool1D, MaxPool2D
+from .pool import AvgPool1D, AvgPool2D, GlobalMaxPool, MaxPool1D, MaxPool2D
 from .reshape import Flatten, Reshape
 from .sampling import Reparameterize
 from .upsampling import UpSampling2D
@@ -31,5 +31,5 @@ __all__ = [
     "SigmoidMLP", "per_neuron_gradients", "Reparameterize", "VariationalBottleneck",
     "BottleneckOutput", "Dropout", "Embedding", "LSTM",
     "LSTMCell", "Conv1D", "Conv2D", "Conv2DTranspose", "AvgPool1D", "AvgPool2D", "MaxPool1D",
-    "MaxPool2D", "Flatten", "Reshape", "UpSampling2D",
+    "MaxPool2D", "GlobalMaxPool", "Flatten", "Reshape", "UpSampling2D",
 ]

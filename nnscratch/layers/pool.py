@@ -6,11 +6,13 @@ Math: nnscratch/functions/pool.py and docs/derivations/pool.md.
     AvgPool2D(2)        the same with window means
     MaxPool1D(2)        (N, C, L) -> (N, C, L // 2)
     AvgPool1D(2)        the same with window means
+    GlobalMaxPool()     (..., T) -> (...): the max over the last axis, any T (frames)
 """
 from __future__ import annotations
 
 from ..functions.pool import AvgPool1D as AvgPool1DFn
 from ..functions.pool import AvgPool2D as AvgPool2DFn
+from ..functions.pool import GlobalMaxPool as GlobalMaxPoolFn
 from ..functions.pool import MaxPool1D as MaxPool1DFn
 from ..functions.pool import MaxPool2D as MaxPool2DFn
 from .base import StatelessLayer
@@ -56,4 +58,12 @@ class AvgPool1D(_Pool):
     ndim = (3,)
 
 
-__all__ = ["MaxPool1D", "MaxPool2D", "AvgPool1D", "AvgPool2D"]
+class GlobalMaxPool(StatelessLayer):
+    """The max over the last axis, which it removes: (..., T) -> (...). On (N, C, H, T) feature
+    maps it keeps, for each channel and band, the strongest response anywhere in time, so the
+    layers after it see the same size whatever the number of frames T."""
+
+    fn = GlobalMaxPoolFn
+
+
+__all__ = ["MaxPool1D", "MaxPool2D", "AvgPool1D", "AvgPool2D", "GlobalMaxPool"]

@@ -41,11 +41,18 @@ def small_ds():
                         log=lambda *a: None)
 
 
-@pytest.mark.parametrize("model", ["cnn", "mlp"])
+# cnn_pool starts slower on 180 recordings (its pooled features start large: the first loss
+# is 4.7 where ln 10 = 2.3), so it gets more filters, a smaller step and more epochs
+SMALL_RUNS = {"cnn": dict(channels=(4, 8), epochs=5, lr=3e-3),
+              "cnn_pool": dict(channels=(16, 32), epochs=8, lr=1e-3),
+              "mlp": dict(channels=(4, 8), epochs=5, lr=3e-3)}
+
+
+@pytest.mark.parametrize("model", list(SMALL_RUNS))
 def test_a_few_training_steps_lower_the_loss(small_ds, model):
     train_idx, _ = fsdd.official_split(small_ds.recs)
-    hp = HParams(model=model, channels=(4, 8), dense=32, hidden=(64,), epochs=5, lr=3e-3,
-                 batch_size=32, dropout=0.1)
+    hp = HParams(model=model, dense=32, hidden=(64,), batch_size=32, dropout=0.1,
+                 **SMALL_RUNS[model])
     norm = Standardizer(hp.norm).fit(small_ds.X[train_idx])
     _, history = train_model(hp, norm.transform(small_ds.X[train_idx]),
                              small_ds.digits[train_idx], 10, progress=False, log=None)
@@ -96,6 +103,35 @@ def test_train_cli_writes_summary_png_and_checkpoint(tmp_path, capsys):
     ranking = json.loads(lines[-1])[0]["ranking"]
     assert len(ranking) == 3 and all(c in DIGITS for c, _ in ranking)
     assert ranking[0][1] >= ranking[1][1] >= ranking[2][1]
+
+
+def test_cnn_pool_reads_fixed_hop_features_and_any_number_of_frames(tmp_path, capsys):
+    """cnn_pool: 'fixed' time mode unless asked otherwise, a checkpoint that reloads, and a
+    network whose output does not depend on the number of frames it is given."""
+    out = tmp_path / "pool"
+    rc = sd.main(["train", "--model", "cnn_pool", "--limit", "8", "--epochs", "3", "--lr", "3e-3",
+                  "--out", str(out), *TINY])
+    assert rc == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["model"] == "cnn_pool"
+    model, hp, cfg, norm, _ = load_model(str(out / "model.npz"))
+    assert hp.model == "cnn_pool" and cfg.time_mode == "fixed"
+    ds = load_dataset(FSDD, cfg, limit_per_class=5, progress=False, log=lambda *a: None)
+    X = norm.transform(ds.X)
+    pred = predict_proba(model, hp, X).argmax(1)
+    assert float((pred == ds.digits).mean()) == pytest.approx(summary["test"]["accuracy"],
+                                                              abs=1e-4)
+    # the same words in a canvas twice as long (silence after them): same size of output, and
+    # the max over time of a word followed by silence hardly moves
+    silence = np.repeat(X.min(axis=2, keepdims=True), X.shape[2], axis=2)
+    longer = predict_proba(model, hp, np.concatenate([X, silence], axis=2))
+    assert longer.shape == (len(X), 10)
+    assert float((longer.argmax(1) == pred).mean()) > 0.8
+    # with --time-mode stretch it stretches, as asked
+    out2 = tmp_path / "pool_stretch"
+    assert sd.main(["train", "--model", "cnn_pool", "--time-mode", "stretch", "--limit", "8",
+                    "--epochs", "1", "--out", str(out2), *TINY]) == 0
+    assert load_model(str(out2 / "model.npz"))[2].time_mode == "stretch"
 
 
 def test_predict_bad_inputs_give_clear_errors(tmp_path, capsys, small_ds):

@@ -329,6 +329,7 @@ def _f64(cp, *shape, seed=0):
     (lambda: nn.Sequential(nn.Dense(4, 6), nn.Sigmoid(), nn.LeakyReLU(0.1)), (3, 4)),
     (lambda: nn.Conv2D(2, 3, 3, padding=1), (2, 2, 5, 5)),
     (lambda: nn.Conv1D(2, 3, 3), (2, 2, 7)),
+    (lambda: nn.Sequential(nn.Conv2D(2, 3, 3, padding=1), nn.GlobalMaxPool()), (2, 2, 5, 6)),
     (lambda: nn.LSTM(3, 4, num_layers=2, bidirectional=True), (2, 5, 3)),
 ])
 def test_layer_gradient_checks_float64_on_cupy(cp, make, shape):

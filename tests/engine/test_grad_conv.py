@@ -22,7 +22,7 @@ from nnscratch.functions.reshape import Flatten as FlattenFn
 from nnscratch.functions.reshape import Reshape as ReshapeFn
 from nnscratch.functions.upsampling import UpSampling2D as UpFn
 from nnscratch.layers.conv import Conv1D, Conv2D, Conv2DTranspose, conv_output_shape
-from nnscratch.layers.pool import AvgPool1D, AvgPool2D, MaxPool1D, MaxPool2D
+from nnscratch.layers.pool import AvgPool1D, AvgPool2D, GlobalMaxPool, MaxPool1D, MaxPool2D
 from nnscratch.layers.reshape import Flatten, Reshape
 from nnscratch.layers.upsampling import UpSampling2D
 from nnscratch.testing import check_backward, check_layer
@@ -169,6 +169,25 @@ def test_pool1d_function_gradients(case, data):
     x = data.draw(distinct_values(shape))
     check_backward(P.MaxPool1D, [x], opts)
     check_backward(P.AvgPool1D, [x], opts)
+
+
+@given(shape=st.lists(st.integers(1, 4), min_size=2, max_size=4).map(tuple), data=st.data())
+def test_global_max_pool_gradients(shape, data):
+    """(6)-(8): any number of leading axes, any T >= 1 (T = 1: the identity)."""
+    x = data.draw(distinct_values(shape))
+    check_backward(P.GlobalMaxPool, [x], {})
+    check_layer(GlobalMaxPool(), [x])
+    np.testing.assert_array_equal(GlobalMaxPool()(x), x.max(-1))
+
+
+def test_global_max_pool_takes_any_number_of_frames_and_refuses_a_scalar_row():
+    layer = GlobalMaxPool()
+    for T in (1, 5, 13):
+        assert layer(np.zeros((2, 3, 4, T), np.float32)).shape == (2, 3, 4)
+    with pytest.raises(ValueError, match="GlobalMaxPool.*T >= 1"):
+        layer(np.zeros((2, 3, 0), np.float32))
+    with pytest.raises(ValueError, match="GlobalMaxPool"):
+        layer(np.zeros(4, np.float32))
 
 
 @given(x=arrays(shape=st.tuples(st.integers(1, 2), small, st.integers(1, 4), st.integers(1, 4))),

@@ -13,7 +13,13 @@ torch = pytest.importorskip("torch")
 F = torch.nn.functional
 
 from nnscratch.layers.conv import Conv1D, Conv2D, Conv2DTranspose  # noqa: E402
-from nnscratch.layers.pool import AvgPool1D, AvgPool2D, MaxPool1D, MaxPool2D  # noqa: E402
+from nnscratch.layers.pool import (  # noqa: E402
+    AvgPool1D,
+    AvgPool2D,
+    GlobalMaxPool,
+    MaxPool1D,
+    MaxPool2D,
+)
 from nnscratch.layers.reshape import Flatten  # noqa: E402
 from nnscratch.layers.upsampling import UpSampling2D  # noqa: E402
 from nnscratch.testing import check_parity  # noqa: E402
@@ -144,6 +150,17 @@ def test_pool1d_matches_torch(case, rng):
     x = rng.permutation(np.prod(shape)).reshape(shape) * 0.01
     _run_layer_vs_torch(MaxPool1D(k, s, p), lambda xt: F.max_pool1d(xt, k, s, p), x, rng)
     _run_layer_vs_torch(AvgPool1D(k, s, p), lambda xt: F.avg_pool1d(xt, k, s, p), x, rng)
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 4, 9), (3, 5, 1), (1, 2, 3, 1)], ids=str)
+def test_global_max_pool_matches_torch_amax_over_time(shape, rng):
+    x = rng.permutation(np.prod(shape)).reshape(shape) * 0.01
+    _run_layer_vs_torch(GlobalMaxPool(), lambda xt: xt.max(dim=-1).values, x, rng)
+
+
+def test_global_max_pool_ties_go_to_the_first_maximum_like_torch(rng):
+    x = np.array([[[0.5, 2.0, 2.0, -1.0], [1.0, 1.0, 1.0, 1.0]]])
+    _run_layer_vs_torch(GlobalMaxPool(), lambda xt: xt.max(dim=-1).values, x, rng)
 
 
 @pytest.mark.parametrize("scale", [2, 3, (2, 3), (1, 2)], ids=str)
