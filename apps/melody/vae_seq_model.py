@@ -121,7 +121,9 @@ class SeqVAE(nn.Layer):
     def decode(self, z, rng=None, temperature: float = 1.0):
         """Class ids (batch, length) for codes z, one step at a time, each step fed the class
         chosen at the previous one: the most likely (``rng`` None) or drawn from the softmax at
-        ``temperature``. CPU array."""
+        ``temperature``. A decoder trained with word dropout 1.0 never saw a previous class, only
+        START: it is fed START at every step here too (a non-autoregressive decoder, each
+        step a function of z and the steps' hidden state alone). CPU array."""
         with nn.no_grad():
             z = nn.to_device(np.asarray(z, dtype=self.out.weight.data.dtype))
             xp = nn.get_array_module(z)
@@ -134,7 +136,9 @@ class SeqVAE(nn.Layer):
                 x = xp.concatenate([self.dec_embed(xp.asarray(prev)), cond[:, t]], axis=1)
                 y, state = self.decoder.step(x, state)
                 logits = nn.to_cpu(self.out(y)).astype(np.float64)
-                out[:, t] = prev = pick(logits, rng, temperature)
+                out[:, t] = pick(logits, rng, temperature)
+                if self.word_dropout < 1.0:
+                    prev = out[:, t]
             return out
 
     def extra_repr(self) -> str:

@@ -316,6 +316,28 @@ def test_seq_vae_decodes_step_by_step_like_teacher_forcing():
     np.testing.assert_array_equal(model.decode(z, np.random.default_rng(0), 1e-4), ids)
 
 
+def test_seq_vae_with_every_input_dropped_decodes_from_start_alone():
+    """Word dropout 1.0: training never feeds a previous class, only START, so decoding feeds
+    START at every step too; its greedy ids are the argmax of a forward pass fed START
+    throughout, whatever the classes chosen before."""
+    model, _, _ = _tiny("seq")
+    model.eval()
+    rng = np.random.default_rng(4)
+    emb = model.dec_embed.weight.data
+    emb[...] = 3 * rng.standard_normal(emb.shape)  # the fed class weighs on every step
+    z = rng.standard_normal((8, 2))
+    fed_back = model.decode(z)
+    model.word_dropout = 1.0
+    ids = model.decode(z)
+    assert np.any(ids != fed_back)  # feeding START instead changes what is decoded
+    with nn.no_grad():
+        h0, c0 = model._initial_state(z)
+        prev = np.full(ids.shape, model.start)
+        x = np.concatenate([model.dec_embed(prev), model._conduct(z)], axis=2)
+        y, _ = model.decoder(x, (h0, c0))
+        np.testing.assert_array_equal(model.out(y).argmax(-1), ids)
+
+
 @needs_data
 @pytest.mark.parametrize("arch", ["mlp", "seq"])
 def test_categorical_vae_steps_lower_the_loss(songs, arch):
