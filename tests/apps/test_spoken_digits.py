@@ -127,6 +127,12 @@ def test_cnn_pool_reads_fixed_hop_features_and_any_number_of_frames(tmp_path, ca
     longer = predict_proba(model, hp, np.concatenate([X, silence], axis=2))
     assert longer.shape == (len(X), 10)
     assert float((longer.argmax(1) == pred).mean()) > 0.8
+    # predict reads a recording through the checkpoint's own (fixed-hop) features
+    capsys.readouterr()
+    wav = os.path.join(FSDD, "recordings", "3_theo_40.wav")
+    assert sd.main(["predict", wav, "--checkpoint", str(out / "model.npz"), "--json"]) == 0
+    ranking = json.loads(capsys.readouterr().out.strip().splitlines()[-1])[0]["ranking"]
+    assert len(ranking) == 3 and all(c in DIGITS for c, _ in ranking)
     # with --time-mode stretch it stretches, as asked
     out2 = tmp_path / "pool_stretch"
     assert sd.main(["train", "--model", "cnn_pool", "--time-mode", "stretch", "--limit", "8",
