@@ -75,7 +75,7 @@ MODELS = ("cnn", "cnn_pool", "mlp")
 
 def build_model(hp: HParams, input_shape, n_classes: int) -> nn.Sequential:
     """The MLP or a CNN for (height, frames) inputs (the CNNs take (N, 1, height, frames);
-    'cnn_pool' then takes any number of frames >= 4, not only the training images')."""
+    'cnn_pool' then takes any number of frames >= 4, not only the training images' T)."""
     H, T = input_shape
     if hp.model == "mlp":
         sizes = [H * T, *hp.hidden]
