@@ -176,8 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
         q.add_argument("--time-mode", choices=["stretch", "fixed"], default=None,
                        help="stretch: every clip to --frames frames (a hop per recording); "
                             "fixed: one hop (1 s / --frames), the word in a 1 s canvas of silence "
-                            "(default: "
-                            "fixed for cnn_pool, stretch for the others)")
+                            "(default: fixed for cnn_pool, stretch for the others)")
         q.add_argument("--val-fraction", type=unit_interval, default=0.1,
                        help="share of the training data held out to pick the best epoch")
         q.add_argument("--seed", type=int, default=0)
