@@ -1,7 +1,9 @@
 """Judging ABC tunes with music21: does a tune parse, do its bars fit its meter; ABC to MIDI.
 
 *Valid ABC* here means: the text has ``X:`` and ``K:`` header lines, and music21's ABC parser
-reads it without error into a score holding at least one note.
+reads it without error into a score holding at least one note, in at most MUSIC21_SECONDS, and
+with no meter or bar past the limits music21 takes minutes or hours over (MAX_METER_BEATS,
+MAX_BAR_QUARTERS: far past any real tune's, and refused before music21 sees the text).
 
 *Bars fit the meter* means every bar, as written between barlines, lasts exactly one bar of the
 meter in force (``M:`` header or a later ``M:`` change), except that a bar may be **short** at
@@ -18,6 +20,8 @@ import io
 import math
 import os
 import re
+import signal
+import threading
 import warnings
 from dataclasses import dataclass, field
 
@@ -58,10 +62,98 @@ def for_music21(text: str) -> str:
     return "\n".join(out)
 
 
+# music21's time is not linear in the size of a bar or a meter: it partitions a meter's
+# numerator (M:257/4 takes 1 s, M:1009/4 17 s) and re-bars an overfull bar by searching time
+# signatures for it (a bar of 256 quarter notes: 1 s; of 5,386: past an hour). A model early in
+# training writes such bars ("A64" with L:1/1). Real tunes stay below both limits: the longest
+# bar of the 7,310 folk tunes lasts 28.5 quarter notes, the longest unbarred line of the 7,203
+# Essen songs 133, and no numerator in either goes past 12.
+MAX_BAR_QUARTERS = 256    # 64 whole notes
+MAX_METER_BEATS = 64      # the numerator of M: (its parts summed, for M:2+3/8)
+_METER_FIELD = re.compile(r"(?:^|\[)M:([^\]\n]*)", re.MULTILINE)
+
+
+# The limits above bound what can be measured from the text; what music21 makes of an overfull
+# bar's remainder (a time signature whose numerator counts its shortest notes: 27 s for one
+# sampled tune whose bars stay under 256 quarter notes) cannot be, so each call is also timed.
+MUSIC21_SECONDS = 10.0    # real tunes take under half a second
+
+
+class OversizedAbcError(ValueError):
+    """A meter or a bar too large for music21 to read in reasonable time."""
+
+
+class _Overtime(BaseException):
+    """Raised by the alarm; a BaseException, so that music21's own ``except Exception`` clauses
+    cannot swallow it."""
+
+
+@contextlib.contextmanager
+def music21_time_limit(what: str, seconds: float | None = None):
+    """Raise OversizedAbcError when the block runs past ``seconds`` (MUSIC21_SECONDS).
+
+    A SIGALRM timer: only in the main thread and when no other timer is set; elsewhere the block
+    runs without a limit (the structural limits above still hold).
+    """
+    seconds = MUSIC21_SECONDS if seconds is None else seconds
+    if (threading.current_thread() is not threading.main_thread()
+            or not hasattr(signal, "setitimer") or signal.getitimer(signal.ITIMER_REAL)[0] > 0):
+        yield
+        return
+    armed = [True]
+
+    def alarm(_signum, _frame):
+        if armed[0]:
+            raise _Overtime
+
+    previous = signal.signal(signal.SIGALRM, alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    except _Overtime:
+        raise OversizedAbcError(f"music21 spent over {seconds:g} s {what} (overfull bars are "
+                                "what it re-bars slowly)") from None
+    finally:
+        armed[0] = False
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def _refuse_oversized_meters(text: str) -> None:
+    """Raise OversizedAbcError for an ``M:`` field (header or inline) beyond the limits above;
+    read with a regular expression, before music21 sees the text."""
+    for m in _METER_FIELD.finditer(text):
+        meter = normalise_meter(m.group(1))
+        written = re.fullmatch(r"(\d+(?:\+\d+)*)/(\d+)", meter or "")
+        if not written:
+            continue  # unreadable or "none": music21 says what it makes of it
+        beats = sum(int(n) for n in written.group(1).split("+"))
+        quarters = float(meter_fraction(meter) * 4)
+        if beats > MAX_METER_BEATS or quarters > MAX_BAR_QUARTERS:
+            line = text.count("\n", 0, m.start()) + 1
+            raise OversizedAbcError(
+                f"line {line}: meter M:{m.group(1).strip()} ({beats} beats, a bar of {quarters:g} "
+                f"quarter notes) is beyond what this checker reads ({MAX_METER_BEATS} beats, "
+                f"{MAX_BAR_QUARTERS} quarter notes): music21's time grows steeply past them")
+
+
+def refuse_oversized(text: str) -> None:
+    """Raise OversizedAbcError for a meter or a bar, as written, beyond the limits above."""
+    for i, (length, *_) in enumerate(bar_durations(text), 1):  # checks the meters first
+        if length > MAX_BAR_QUARTERS:
+            raise OversizedAbcError(
+                f"bar {i} lasts {length:g} quarter notes, beyond the {MAX_BAR_QUARTERS} this "
+                "checker reads: music21's time to re-bar grows steeply with a bar's length")
+
+
 def _parse(text: str):
+    """music21's score of one tune; OversizedAbcError for a meter or bar it would take minutes
+    over (refused before parsing) or when it runs past MUSIC21_SECONDS."""
     from music21 import converter  # noqa: PLC0415 - music21 imports slowly
 
-    with warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()):
+    refuse_oversized(text)
+    with warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()), \
+            music21_time_limit("parsing the tune"):
         warnings.simplefilter("ignore")
         return converter.parse(for_music21(text), format="abc")
 
@@ -102,9 +194,11 @@ def bar_durations(text: str) -> list[tuple[float, float | None, str, str]]:
     """
     from music21 import abcFormat  # noqa: PLC0415 - music21 imports slowly
 
+    _refuse_oversized_meters(text)   # music21's tokenizer already partitions each meter
     text = for_music21(text)
     handler = abcFormat.ABCHandler()
-    with warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()):
+    with warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()), \
+            music21_time_limit("reading the tune's tokens"):
         warnings.simplefilter("ignore")
         handler.process(text)
     bars: list[tuple[float, float | None, str, str]] = []

@@ -38,6 +38,7 @@ from dataclasses import asdict, dataclass, field
 from apps.common.errors import InputError
 
 from . import data_paths, midi
+from .abc_eval import OversizedAbcError, music21_time_limit, refuse_oversized
 from .data_paths import resolve_data_dir
 
 ACCEPTED_DURATIONS = (0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0)
@@ -170,9 +171,15 @@ def parse_abc(text: str, what: str = "ABC text"):
     elif not re.search(r"(?m)^X:", text):
         text = "X:1\n" + text
     try:
-        with warnings.catch_warnings():
+        refuse_oversized(text)   # a bar or meter music21 would take minutes over
+    except OversizedAbcError as exc:
+        raise AbcParseError(f"{what}: {exc}") from None
+    try:
+        with warnings.catch_warnings(), music21_time_limit("parsing it"):
             warnings.simplefilter("ignore")
             score = music21.converter.parse(text, format="abc")
+    except OversizedAbcError as exc:
+        raise AbcParseError(f"{what}: {exc}") from None
     except Exception as exc:  # music21 raises many types (ABCHandlerException, TypeError...)
         raise AbcParseError(f"{what}: music21 cannot parse it: {type(exc).__name__}: "
                             f"{exc}") from exc

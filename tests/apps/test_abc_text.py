@@ -3,10 +3,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
 
 import mido
 import pytest
 
+from apps.music import esac
 from apps.music.abc_eval import abc_to_midi, bar_durations, check_abc, for_music21
 from apps.music.abc_text import (
     AbcInputError,
@@ -128,6 +130,66 @@ def test_checker_accepts_real_tune_and_rejects_bad_ones():
     assert over.valid and not over.fits_meter and over.bad_bars == 1
     assert not check_abc("hello world").valid
     assert not check_abc("X:1\nM:4/4\nL:1/8\nK:G\n").valid  # no notes
+
+
+# What a model three seconds into training wrote (the CI run that never ended): L:1/1 makes
+# "A64" 64 whole notes; a few such bars kept music21 re-barring for over an hour.
+OVERSIZED_BAR = "X:1\nM:3/4\nL:1/1\nK:D\nA3|BcA|A64 dA|\n"
+
+
+@pytest.mark.parametrize("tune,what", [
+    (OVERSIZED_BAR, "bar 3 lasts 264 quarter notes"),
+    ("X:1\nM:1009/4\nL:1/4\nK:D\nA3|A3|\n", "line 2: meter M:1009/4 (1009 beats"),
+    ("X:1\nM:3/4\nL:1/4\nK:D\nA3|[M:5+60/8]A3|\n", "meter M:5+60/8 (65 beats"),
+    ("X:1\nM:128/1\nL:1/4\nK:D\nA3|A3|\n", "a bar of 512 quarter notes"),
+])
+def test_oversized_bars_and_meters_are_refused_before_music21_reads_them(tune, what,
+                                                                            monkeypatch):
+    """music21's parser never sees them (its tokenizer, which bars are measured with, never
+    sees an oversized meter: it partitions the numerator too)."""
+    from music21 import abcFormat, converter
+
+    def never(*_a, **_k):
+        raise AssertionError("music21 was handed an oversized tune")
+
+    monkeypatch.setattr(converter, "parse", never)
+    if "meter" in what:
+        monkeypatch.setattr(abcFormat.ABCHandler, "process", never)
+    c = check_abc(tune)
+    assert not c.valid and c.error.startswith("OversizedAbcError: ") and what in c.error, c.error
+    with pytest.raises(esac.AbcParseError, match="the prime: .*" + re.escape(what)):
+        esac.parse_abc(tune, "the prime")   # a melody app's --prime goes the same way
+
+
+def test_music21_running_past_its_time_makes_the_tune_invalid(monkeypatch):
+    """The safety net beside the structural limits: a parse that runs past MUSIC21_SECONDS is
+    stopped (here a stand-in parser that would sleep for a minute), the tune judged invalid,
+    and the timer put back."""
+    import signal
+    import time
+
+    from music21 import converter
+
+    from apps.music import abc_eval
+
+    monkeypatch.setattr(converter, "parse", lambda *_a, **_k: time.sleep(60))
+    monkeypatch.setattr(abc_eval, "MUSIC21_SECONDS", 0.2)
+    t0 = time.monotonic()
+    c = check_abc("X:1\nM:3/4\nL:1/4\nK:D\nA3|B3|\n")
+    assert time.monotonic() - t0 < 30
+    assert not c.valid and "music21 spent over 0.2 s parsing the tune" in c.error, c.error
+    with pytest.raises(esac.AbcParseError, match="the prime: music21 spent over 0.2 s"):
+        esac.parse_abc("X:1\nM:3/4\nL:1/4\nK:D\nA3|B3|\n", "the prime")
+    assert signal.getitimer(signal.ITIMER_REAL)[0] == 0
+    assert signal.getsignal(signal.SIGALRM) is signal.SIG_DFL
+
+
+def test_the_longest_real_bars_still_parse():
+    """An unbarred Essen line of 133 quarter notes and a 12/8 meter are read as before."""
+    unbarred = "X:1\nM:none\nL:1/4\nK:C\n" + "C D E F " * 32 + "G5|\n"
+    assert [b[0] for b in bar_durations(unbarred)] == [133.0]
+    assert check_abc(unbarred).valid
+    assert check_abc("X:1\nM:12/8\nL:1/8\nK:G\nGAB cdB GAB cdB|GAB cdB GAB cdB|\n").fits_meter
 
 
 def test_bar_durations_handle_tuplets_graces_and_double_colon():
