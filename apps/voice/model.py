@@ -28,6 +28,9 @@ Losses (``AELoss``):  auto-encoder  L = MSE(y, x)
                                     warm-up; KL with an optional free-bits floor per dimension)
 with MSE the mean over pixels and batch, KL summed over the latent axis and averaged over the
 batch (the seed's D_KL, chapter 4.4; its Keras code averages over latents, i.e. divides KL by d).
+    aux_classes > 0     plus gamma * CE(aux_head(mu), digit): a linear classifier on the code's
+                        mean (``--digit-aux``; the VAE's recipe), whose gradient joins the
+                        bottleneck's on mu (docs/derivations/variational.md (9)-(10))
 
 Backward is written by hand (``SpectrogramAE.backward``): decoder, then drop the gradient of the
 one-hot columns (c is data), then the bottleneck, which adds the KL's gradient (weighted by
@@ -60,10 +63,14 @@ MODELS = {  # name -> SpectrogramAE arguments (channels/hidden from the command 
 # How a model trains where it differs from the command line's defaults, each chosen by a
 # measurement (docs/benchmarks.md): conv3's 3-number code over-fits, so dropout and a long run
 # with the learning rate divided by 10 at epoch 150 (test MSE 0.00573, was 0.00673); the
-# digit-and-voice CVAE's lambda (the MSE's weight against the KL), chosen by the judges.
+# digit-and-voice CVAE's lambda (the MSE's weight against the KL), chosen by the judges; the
+# VAE's auxiliary digit classifier's weight gamma.
 RECIPES = {
     "conv3": {"dropout": 0.2, "epochs": 200, "lr_decay_epoch": 150},
     "cvae_speaker": {"lam": 2000.0},
+    # the seven's centroid decoded to a nine while the codes gathered by voice; a digit
+    # classifier on mu (AELoss, variational.md (9)) gathers them by word: 10 of 10 centroids
+    "vae": {"digit_aux": 10.0},
 }
 DEFAULT_LAMBDA = 5000.0   # the VAEs' lambda unless RECIPES or --lambda say otherwise
 DEFAULT_CONV_EPOCHS = 60  # the convolutional auto-encoders' unless RECIPES or --conv-epochs
@@ -115,7 +122,7 @@ class SpectrogramAE(nn.Layer):
     def __init__(self, shape=(50, 50), latent: int = 3, kind: str = "conv",
                  variational: bool = False, n_classes: int = 0, channels=(32, 64, 64),
                  hidden: int = 256, dense_hidden=(512, 128), dropout: float = 0.0,
-                 free_bits: float = 0.0):
+                 free_bits: float = 0.0, aux_classes: int = 0):
         super().__init__()
         if kind not in KINDS:
             raise ValueError(f"model kind must be one of {KINDS}, got {kind!r}")
@@ -145,6 +152,11 @@ class SpectrogramAE(nn.Layer):
                                                        free_bits=self.free_bits)
         else:
             self.fc_z = nn.Dense(head_in, self.latent)
+        if aux_classes < 0:
+            raise ValueError(f"aux_classes must be >= 0, got {aux_classes}")
+        self.aux_classes = int(aux_classes)
+        if self.aux_classes:  # a linear classifier reading the code mu (AELoss, variational.md (9))
+            self.aux_head = nn.Dense(self.latent, self.aux_classes)
 
     def _build_dense(self, H, W):
         sizes = [H * W, *self.dense_hidden]
@@ -295,7 +307,7 @@ class SpectrogramAE(nn.Layer):
                 "channels": list(self.channels),
                 "hidden": self.hidden if self.kind == "conv" else 256,
                 "dense_hidden": list(self.dense_hidden), "dropout": self.dropout,
-                "free_bits": self.free_bits}
+                "free_bits": self.free_bits, "aux_classes": self.aux_classes}
 
     @classmethod
     def from_config(cls, cfg: dict) -> SpectrogramAE:
@@ -303,7 +315,7 @@ class SpectrogramAE(nn.Layer):
                    variational=cfg["variational"], n_classes=cfg["n_classes"],
                    channels=tuple(cfg["channels"]), hidden=cfg["hidden"],
                    dense_hidden=tuple(cfg["dense_hidden"]), dropout=cfg.get("dropout", 0.0),
-                   free_bits=cfg.get("free_bits", 0.0))
+                   free_bits=cfg.get("free_bits", 0.0), aux_classes=cfg.get("aux_classes", 0))
 
     def extra_repr(self) -> str:
         what = ("C" if self.n_classes else "") + ("VAE" if self.variational else "AE")
@@ -311,32 +323,53 @@ class SpectrogramAE(nn.Layer):
 
 
 class AELoss:
-    """MSE for an auto-encoder; lambda * MSE + w KL for a (conditional) VAE.
+    """MSE for an auto-encoder; lambda * MSE + w KL for a (conditional) VAE; plus, with an
+    auxiliary digit classifier, gamma * CE(aux_head(mu), digit).
 
-    ``loss, parts = fn(out, x)`` with ``out`` the model's :class:`AEOutput` (a float and
-    {'mse', 'kl'}); ``fn.backward()`` returns the :class:`AEGrads` that ``SpectrogramAE.backward``
-    takes: dy = lambda dMSE/dy and dkl = w (the bottleneck adds the KL's own gradient, times w:
-    variational.md (6)-(7)). ``kl_weight`` w is 1 except while a KL warm-up raises it from 0
-    (Bowman et al. 2016; apps/voice/train.fit).
+    ``loss, parts = fn(out, x, labels)`` with ``out`` the model's :class:`AEOutput` (a float and
+    {'mse', 'kl', 'aux_ce'}); ``fn.backward()`` returns the :class:`AEGrads` that
+    ``SpectrogramAE.backward`` takes: dy = lambda dMSE/dy, dkl = w (the bottleneck adds the KL's
+    own gradient, times w: variational.md (6)-(7)) and, with the classifier, dmu = gamma
+    dCE/dmu (variational.md (10)). ``kl_weight`` w is 1 except while a KL warm-up raises it
+    from 0 (Bowman et al. 2016; apps/voice/train.fit).
+
+    ``aux_weight`` gamma > 0 needs ``aux_head`` (the model's, reading mu) and ``labels`` (N,)
+    at every call; the classifier's weights learn from the same loss.
     """
 
-    def __init__(self, variational: bool, lam: float = 1.0):
+    def __init__(self, variational: bool, lam: float = 1.0, aux_weight: float = 0.0,
+                 aux_head=None):
         self.variational, self.lam = variational, float(lam)
         self.kl_weight = 1.0
         self.mse = nn.MSELoss()
+        if aux_weight and aux_head is None:
+            raise ValueError("an auxiliary classifier's weight needs the model's aux_head")
+        self.aux_weight, self.aux_head = float(aux_weight), aux_head
+        self.ce = nn.SoftmaxCrossEntropyLoss()
 
-    def __call__(self, out: AEOutput, x):
+    def __call__(self, out: AEOutput, x, labels=None):
         mse = self.mse(out.y, x)
-        if not self.variational:
-            return mse, {"mse": mse, "kl": 0.0}
-        kl = float(out.kl)
-        if not math.isfinite(kl):
-            check_finite("AELoss KL", mu=out.mu, log_var=out.log_var)  # names a bad input
-            raise NonFiniteError(f"AELoss: the KL term is {kl} although mu and log_var are "
-                                 "finite (log_var overflowed exp; try a lower learning rate)")
-        return self.lam * mse + self.kl_weight * kl, {"mse": mse, "kl": kl}
+        parts = {"mse": mse, "kl": 0.0, "aux_ce": 0.0}
+        loss = mse
+        if self.variational:
+            kl = float(out.kl)
+            if not math.isfinite(kl):
+                check_finite("AELoss KL", mu=out.mu, log_var=out.log_var)  # names a bad input
+                raise NonFiniteError(f"AELoss: the KL term is {kl} although mu and log_var are "
+                                     "finite (log_var overflowed exp; try a lower learning rate)")
+            parts["kl"] = kl
+            loss = self.lam * mse + self.kl_weight * kl
+        if self.aux_weight:
+            if labels is None:
+                raise ValueError("AELoss: the auxiliary classifier needs the batch's labels")
+            parts["aux_ce"] = self.ce(self.aux_head(out.mu), labels)          # (9)
+            loss = loss + self.aux_weight * parts["aux_ce"]
+        return loss, parts
 
     def backward(self) -> AEGrads:
+        dmu = None
+        if self.aux_weight:  # gamma dCE/dlogits through the head to mu: variational.md (10)
+            dmu = self.aux_head.backward(self.ce.backward(self.aux_weight))
         if not self.variational:
-            return AEGrads(self.mse.backward(1.0))
-        return AEGrads(self.mse.backward(self.lam), dkl=self.kl_weight)
+            return AEGrads(self.mse.backward(1.0), dmu=dmu)
+        return AEGrads(self.mse.backward(self.lam), dmu=dmu, dkl=self.kl_weight)

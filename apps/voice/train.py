@@ -21,6 +21,7 @@ from apps.voice.checkpoint import Loaded, latent_stats, save_model
 from apps.voice.data import (
     APP,
     CACHE_DIR,
+    N_DIGITS,
     VoiceData,
     condition,
     feature_config,
@@ -42,8 +43,8 @@ from apps.voice.model import (
 from apps.voice.plots import plot_latent, plot_reconstructions
 from apps.voice.summary import build_summary
 
-METRIC_FIELDS = ["epoch", "loss", "mse", "kl", "val_loss", "val_mse", "val_kl", "lr", "kl_weight",
-                 "seconds"]
+METRIC_FIELDS = ["epoch", "loss", "mse", "kl", "aux_ce", "val_loss", "val_mse", "val_kl",
+                 "val_aux_accuracy", "lr", "kl_weight", "seconds"]
 
 
 # ==============================================================================================
@@ -74,9 +75,18 @@ def evaluate(model: SpectrogramAE, X, c=None, lam: float = 1.0, batch: int = 256
     return out
 
 
-def train_step(model, loss_fn, opt, xb, cb=None, clip: float | None = None):
-    """One optimisation step on a batch; returns (loss, parts)."""
-    loss, parts = loss_fn(model(xb, cb), xb)
+def aux_accuracy(model: SpectrogramAE, X, labels, c=None) -> float:
+    """The share of ``X`` whose code mu the auxiliary classifier assigns to ``labels``."""
+    mu, _ = model.encode(X, c)
+    with nn.no_grad():
+        logits = nn.to_cpu(model.aux_head(nn.to_device(mu)))
+    return float(np.mean(logits.argmax(axis=1) == np.asarray(labels)))
+
+
+def train_step(model, loss_fn, opt, xb, cb=None, clip: float | None = None, yb=None):
+    """One optimisation step on a batch (yb: its digits, for an auxiliary classifier); returns
+    (loss, parts)."""
+    loss, parts = loss_fn(model(xb, cb), xb, yb)
     model.backward(loss_fn.backward())
     if clip:
         nn.optim.clip_grad_norm(model.parameters(), clip)
@@ -89,7 +99,8 @@ def fit(model: SpectrogramAE, Xtr, Xval, ctr=None, cval=None, epochs: int = 40,
         batch_size: int = 64, lr: float = 1e-3, lam: float = 1.0, seed: int = 0,
         progress: bool = True, desc: str = "train", log=print, on_epoch=None, state=None,
         lr_decay_epoch: int | None = None, clip: float | None = 5.0,
-        weight_decay: float = 0.0, kl_warmup: int = 0):
+        weight_decay: float = 0.0, kl_warmup: int = 0, labels=None, val_labels=None,
+        aux_weight: float = 0.0):
     """Train with Adam (AdamW, decoupled weight decay, when ``weight_decay`` > 0); keep the
     weights of the epoch with the lowest validation loss.
 
@@ -100,9 +111,15 @@ def fit(model: SpectrogramAE, Xtr, Xval, ctr=None, cval=None, epochs: int = 40,
     ``kl_warmup``: a VAE's KL weight rises linearly, epoch / kl_warmup, to 1 at that epoch
     (Bowman et al. 2016's annealing; 0: 1 throughout). The validation loss that picks the best
     epoch always weighs the KL by 1, so epochs compare.
+    ``aux_weight`` gamma > 0: the model's auxiliary classifier reads mu and its cross-entropy
+    with ``labels`` (Ntr,) joins the loss, times gamma (AELoss); it is left out of the validation
+    loss, which stays lambda MSE + KL, and its validation accuracy (``val_labels``) is logged.
     Returns (model with the best weights loaded, state).
     """
-    loss_fn = AELoss(model.variational, lam)
+    if aux_weight and labels is None:
+        raise ValueError("an auxiliary classifier (aux_weight > 0) needs the training labels")
+    loss_fn = AELoss(model.variational, lam, aux_weight,
+                     getattr(model, "aux_head", None) if aux_weight else None)
     opt = (nn.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
            if weight_decay else nn.optim.Adam(model.parameters(), lr=lr))
     state = dict(state or {})
@@ -128,15 +145,16 @@ def fit(model: SpectrogramAE, Xtr, Xval, ctr=None, cval=None, epochs: int = 40,
         t0 = time.perf_counter()
         model.train()
         perm = rng.permutation(n)
-        tot = {"loss": 0.0, "mse": 0.0, "kl": 0.0}
+        tot = {"loss": 0.0, "mse": 0.0, "kl": 0.0, "aux_ce": 0.0}
         for i in range(0, n, batch_size):
             b = perm[i:i + batch_size]
             xb = nn.to_device(Xtr[b])
             cb = None if ctr is None else nn.to_device(ctr[b])
-            loss, parts = train_step(model, loss_fn, opt, xb, cb, clip)
+            yb = None if not aux_weight else nn.to_device(labels[b])
+            loss, parts = train_step(model, loss_fn, opt, xb, cb, clip, yb)
             tot["loss"] += loss * len(b)
-            tot["mse"] += parts["mse"] * len(b)
-            tot["kl"] += parts["kl"] * len(b)
+            for k in ("mse", "kl", "aux_ce"):
+                tot[k] += parts[k] * len(b)
             if bar is not None:
                 bar.update(1)
                 seen = min(i + len(b), n)
@@ -145,6 +163,9 @@ def fit(model: SpectrogramAE, Xtr, Xval, ctr=None, cval=None, epochs: int = 40,
         model.eval()
         val = evaluate(model, Xval, cval, lam)
         rec = {"epoch": epoch, "loss": tot["loss"] / n, "mse": tot["mse"] / n, "kl": tot["kl"] / n,
+               "aux_ce": tot["aux_ce"] / n if aux_weight else None,
+               "val_aux_accuracy": (aux_accuracy(model, Xval, val_labels, cval)
+                                    if aux_weight and val_labels is not None else None),
                "val_mse": val["mse"], "val_loss": val.get("loss", val["mse"]),
                "val_kl": val.get("kl", 0.0), "lr": opt.lr, "kl_weight": loss_fn.kl_weight,
                "seconds": round(time.perf_counter() - t0, 2)}
@@ -157,6 +178,10 @@ def fit(model: SpectrogramAE, Xtr, Xval, ctr=None, cval=None, epochs: int = 40,
         if log is not None:
             kl = (f", KL {rec['kl']:.3f} (val {rec['val_kl']:.3f})" if model.variational
                   else "")
+            if aux_weight:
+                kl += f", digit CE {rec['aux_ce']:.3f}" + (
+                    f" (val accuracy {rec['val_aux_accuracy']:.3f})"
+                    if rec["val_aux_accuracy"] is not None else "")
             log(f"[{desc}] epoch {epoch:3d}/{epochs}: train loss {rec['loss']:.5g}, MSE "
                 f"{rec['mse']:.5f}{kl}; val MSE {val['mse']:.5f}"
                 f"{' *' if rec.get('best') else ''} ({rec['seconds']:.0f} s)")
@@ -204,6 +229,10 @@ def train_one(name, args, data: VoiceData, X, idx, scaler, hops, out, log=print)
         spec["latent"] = args.vae_latent
     if name.startswith("cvae") and args.cvae_latent:
         spec["latent"] = args.cvae_latent
+    aux_weight = getattr(args, "digit_aux", None)
+    aux_weight = float(recipe.get("digit_aux", 0.0) if aux_weight is None else aux_weight)
+    if aux_weight:  # an auxiliary digit classifier on the code (AELoss)
+        spec["aux_classes"] = N_DIGITS
     nn.manual_seed(args.seed)
     model = SpectrogramAE(data.cfg.shape, channels=tuple(args.channels), hidden=args.hidden,
                           dense_hidden=tuple(args.dense_hidden), dropout=dropout,
@@ -255,7 +284,8 @@ def train_one(name, args, data: VoiceData, X, idx, scaler, hops, out, log=print)
                     progress=args.progress, desc=name,
                     log=log if (not args.progress or args.log_epochs) else None,
                     on_epoch=on_epoch, state=state, lr_decay_epoch=lr_decay_epoch,
-                    weight_decay=args.weight_decay, kl_warmup=args.kl_warmup)
+                    weight_decay=args.weight_decay, kl_warmup=args.kl_warmup,
+                    labels=data.digits[tr], val_labels=data.digits[va], aux_weight=aux_weight)
     test = evaluate(model, X[te], sub(C, te), lam)
     val = evaluate(model, X[va], sub(C, va), lam)
     stats = latent_stats(model, X[tr], data.digits[tr], X_val=X[va], c=sub(C, tr))
@@ -276,6 +306,10 @@ def train_one(name, args, data: VoiceData, X, idx, scaler, hops, out, log=print)
     if "mix_means" in stats:
         entry.update(mixture_components=len(stats["mix_weights"]),
                      mixture_val_loglik=round(float(stats["mix_val_loglik"]), 4))
+    if aux_weight:
+        entry.update(digit_aux=aux_weight,
+                     test_aux_accuracy=round(aux_accuracy(model, X[te], data.digits[te],
+                                                          sub(C, te)), 4))
     if voices:
         entry["speakers"] = voices
     save_model(best_path, name, model, data.cfg, scaler, lam, {**hops, **stats},

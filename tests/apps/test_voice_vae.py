@@ -45,7 +45,7 @@ from apps.voice.data import (
 )
 from apps.voice.judge import Judge, judge_run
 from apps.voice.latent_mixture import SIZES
-from apps.voice.model import MODELS, AELoss, AEOutput, SpectrogramAE
+from apps.voice.model import MODELS, RECIPES, AELoss, AEOutput, SpectrogramAE
 from apps.voice.train import evaluate, fit, train_step
 from conftest import SHARED_DATA
 from nnscratch.testing import check_layer
@@ -171,6 +171,52 @@ def test_backward_adds_the_kl_gradient_to_mu_and_log_var():
         p.data[i] += h
         numeric[i] = (up - down) / (2 * h)
     np.testing.assert_allclose(analytic, numeric, rtol=1e-5, atol=1e-8)
+
+
+@pytest.mark.parametrize("variational", [True, False])
+def test_the_auxiliary_digit_classifier_adds_its_gradient_on_mu(variational):
+    """--digit-aux: gamma * CE(aux_head(mu), digit) joins the loss (variational.md (9)); its
+    gradient reaches the head, the code heads and the encoder (10), by central differences."""
+    nn.manual_seed(3)
+    model = SpectrogramAE((6, 6), latent=3, kind="dense", variational=variational,
+                          dense_hidden=(8,), aux_classes=4)
+    model.to(dtype=np.float64)
+    rng = np.random.default_rng(4)
+    x = rng.uniform(0, 1, (5, 6, 6))
+    labels = np.array([0, 3, 1, 1, 2])
+    eps = rng.standard_normal((5, 3)) if variational else None
+    loss_fn = AELoss(variational, 50.0, aux_weight=2.5, aux_head=model.aux_head)
+
+    def total_loss():
+        model.clear_contexts()
+        loss_fn.aux_head.clear_contexts()
+        return loss_fn(model(x, eps=eps), x, labels)[0]
+
+    model.zero_grad()
+    loss, parts = loss_fn(model(x, eps=eps), x, labels)
+    assert loss == pytest.approx(50.0 * parts["mse"] + parts["kl"] + 2.5 * parts["aux_ce"]
+                                 if variational else parts["mse"] + 2.5 * parts["aux_ce"])
+    assert parts["aux_ce"] > 0.5   # an untrained head: about log 4
+    model.backward(loss_fn.backward())
+    code_bias = model.bottleneck.fc_mu.bias if variational else model.fc_z.bias
+    for p in (model.aux_head.weight, model.aux_head.bias, code_bias, model.encoder[0].bias):
+        analytic = p.grad.copy().ravel()
+        flat = p.data.reshape(-1)
+        numeric = np.zeros_like(analytic)
+        for i in range(flat.size):
+            flat[i] += 1e-6
+            up = total_loss()
+            flat[i] -= 2e-6
+            down = total_loss()
+            flat[i] += 1e-6
+            numeric[i] = (up - down) / 2e-6
+        np.testing.assert_allclose(analytic, numeric, rtol=1e-5, atol=1e-8)
+    assert np.abs(model.aux_head.weight.grad).max() > 1e-3   # the term is not silently off
+    assert SpectrogramAE.from_config(model.config()).aux_classes == 4
+    with pytest.raises(ValueError, match="needs the batch's labels"):
+        loss_fn(model(x, eps=eps), x)
+    with pytest.raises(ValueError, match="aux_head"):
+        AELoss(True, 1.0, aux_weight=1.0)
 
 
 def test_one_hot_and_model_errors():
@@ -370,6 +416,30 @@ def test_train_resume_continues(tiny_run, tmp_path):
     hist = nn.load_checkpoint(str(out / "dense3_last.npz")).extra["history"]
     assert [h["epoch"] for h in hist] == [1, 2, 3]
     assert (out / "dense3_metrics.csv").read_text().count("\n") == 4  # header + 3 epochs
+
+
+def test_train_with_the_auxiliary_digit_classifier(tmp_path):
+    """--digit-aux trains the head beside the VAE: its loss and validation accuracy are logged
+    every epoch, its test accuracy summarised, and the checkpoint rebuilds it."""
+    if not os.path.isdir(os.path.join(FSDD, "recordings")):
+        pytest.skip("FSDD not found")
+    out = tmp_path / "aux"
+    assert vv.main(["train", "--models", "vae", "--limit", "6", "--epochs", "2", "--out",
+                    str(out), "--no-judge", "--digit-aux", "5", *TINY]) == 0
+    hist = nn.load_checkpoint(str(out / "vae_last.npz")).extra["history"]
+    assert all(h["aux_ce"] > 0 and 0 <= h["val_aux_accuracy"] <= 1 for h in hist)
+    entry = json.loads((out / "summary.json").read_text())["models"]["vae"]
+    assert entry["digit_aux"] == 5.0 and 0 <= entry["test_aux_accuracy"] <= 1
+    assert Loaded(str(out / "vae.npz")).model.aux_classes == 10
+    assert "aux_ce" in (out / "vae_metrics.csv").read_text().splitlines()[0]
+
+
+def test_the_vae_recipe_turns_the_classifier_on_and_the_others_keep_it_off(tiny_run):
+    models = json.loads((tiny_run / "summary.json").read_text())["models"]
+    assert models["vae"]["digit_aux"] == RECIPES["vae"]["digit_aux"] == 10.0
+    assert Loaded(str(tiny_run / "vae.npz")).model.aux_classes == 10
+    for name in set(models) - {"vae"}:
+        assert "digit_aux" not in models[name], name
 
 
 def _wav_checks(folder, expected_lengths=None):
