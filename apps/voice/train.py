@@ -229,7 +229,15 @@ def train_one(name, args, data: VoiceData, X, idx, scaler, hops, out, log=print)
         spec["latent"] = args.vae_latent
     if name.startswith("cvae") and args.cvae_latent:
         spec["latent"] = args.cvae_latent
+    best_path, last_path = os.path.join(out, f"{name}.npz"), os.path.join(out, f"{name}_last.npz")
     aux_weight = getattr(args, "digit_aux", None)
+    if aux_weight is None and args.resume and os.path.exists(last_path):
+        # a run resumed goes on as it began (one trained before the VAE's recipe had none)
+        ck = nn.load_checkpoint(last_path)
+        aux_weight = ck.extra.get("digit_aux")
+        if aux_weight is None:
+            aux_weight = (recipe.get("digit_aux", 0.0)
+                          if ck.config.get("model", {}).get("aux_classes") else 0.0)
     aux_weight = float(recipe.get("digit_aux", 0.0) if aux_weight is None else aux_weight)
     if aux_weight:  # an auxiliary digit classifier on the code (AELoss)
         spec["aux_classes"] = N_DIGITS
@@ -245,7 +253,6 @@ def train_one(name, args, data: VoiceData, X, idx, scaler, hops, out, log=print)
     def sub(a, i):
         return None if a is None else a[i]
 
-    best_path, last_path = os.path.join(out, f"{name}.npz"), os.path.join(out, f"{name}_last.npz")
     state = None
     if args.resume and os.path.exists(last_path):
         ck = nn.load_checkpoint(last_path, model)
@@ -268,7 +275,7 @@ def train_one(name, args, data: VoiceData, X, idx, scaler, hops, out, log=print)
 
     def on_epoch(m, opt, st):
         extra = {"epoch": st["epoch"], "history": st["history"], "best": st["best"],
-                 "rng": st["rng"], "epochs": epochs}
+                 "rng": st["rng"], "epochs": epochs, "digit_aux": aux_weight}
         save_model(last_path, name, m, data.cfg, scaler, lam, hops, extra, opt=opt,
                    protocol=data.protocol, speakers=voices)
         if st["history"][-1].get("best"):

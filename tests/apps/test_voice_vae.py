@@ -442,6 +442,23 @@ def test_the_vae_recipe_turns_the_classifier_on_and_the_others_keep_it_off(tiny_
         assert "digit_aux" not in models[name], name
 
 
+def test_a_run_resumed_keeps_its_classifier_or_its_absence(tmp_path):
+    """A VAE trained without the classifier (before the recipe, or --digit-aux 0) resumes
+    without it, one trained with it resumes with it, when --digit-aux is not given again."""
+    if not os.path.isdir(os.path.join(FSDD, "recordings")):
+        pytest.skip("FSDD not found")
+    for gamma, classes in (("0", 0), ("3", 10)):
+        out = tmp_path / f"aux{gamma}"
+        common = ["train", "--models", "vae", "--limit", "6", "--out", str(out), "--no-judge",
+                  *TINY]
+        assert vv.main([*common, "--epochs", "1", "--digit-aux", gamma]) == 0
+        assert vv.main([*common, "--epochs", "2", "--resume"]) == 0
+        last = nn.load_checkpoint(str(out / "vae_last.npz"))
+        assert [h["epoch"] for h in last.extra["history"]] == [1, 2]
+        assert last.extra["digit_aux"] == float(gamma)
+        assert Loaded(str(out / "vae.npz")).model.aux_classes == classes
+
+
 def _wav_checks(folder, expected_lengths=None):
     wavs = sorted(p for p in os.listdir(folder) if p.endswith(".wav"))
     assert wavs, f"no WAV in {folder}"
