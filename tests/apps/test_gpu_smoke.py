@@ -136,22 +136,24 @@ def _digits():
     return model, step
 
 
-def _voice(kind, n_classes):
+def _voice(kind, n_classes, aux=0):
     def make():
         from apps.voice.model import AELoss, SpectrogramAE  # noqa: PLC0415
 
         model = SpectrogramAE(shape=(16, 16), latent=3, kind=kind, variational=True,
                               n_classes=n_classes, channels=(4, 6, 6), hidden=16,
-                              dense_hidden=(32, 16))
+                              dense_hidden=(32, 16), aux_classes=aux)
         rng = np.random.default_rng(6)
         x = rng.random((3, 16, 16)).astype(np.float32)
         c = np.eye(max(n_classes, 1), dtype=np.float32)[rng.integers(0, max(n_classes, 1), 3)]
         eps = rng.standard_normal((3, 3)).astype(np.float32)
+        digits = rng.integers(0, max(aux, 1), 3)
 
-        def step(m, xp):
-            loss_fn = AELoss(variational=True, lam=10.0)
+        def step(m, xp):  # with aux: the digit classifier on mu (--digit-aux) adds its term
+            loss_fn = AELoss(variational=True, lam=10.0, aux_weight=2.0 if aux else 0.0,
+                             aux_head=m.aux_head if aux else None)
             out = m(xp.asarray(x), xp.asarray(c) if n_classes else None, eps=xp.asarray(eps))
-            loss, _ = loss_fn(out, xp.asarray(x))
+            loss, _ = loss_fn(out, xp.asarray(x), xp.asarray(digits) if aux else None)
             m.backward(loss_fn.backward())
             return loss
 
@@ -162,7 +164,7 @@ def _voice(kind, n_classes):
 APPS = {"abc_tunes": _abc, "drums": _drums, "melody_lstm": _melody_lstm,
         "melody_vae_mlp": _melody_vae("mlp"), "melody_vae_seq": _melody_vae("seq"),
         "next_note": _next_note, "digits_cnn": _digits, "voice_conv_vae": _voice("conv", 0),
-        "voice_dense_cvae": _voice("dense", 10)}
+        "voice_dense_cvae": _voice("dense", 10), "voice_conv_vae_digit_aux": _voice("conv", 0, 4)}
 
 
 @pytest.mark.parametrize("device", DEVICES)
