@@ -64,10 +64,10 @@ def for_music21(text: str) -> str:
 
 # music21's time is not linear in the size of a bar or a meter: it partitions a meter's
 # numerator (M:257/4 takes 1 s, M:1009/4 17 s) and re-bars an overfull bar by searching time
-# signatures for it (a bar of 256 quarter notes: 1 s; of 5,386: past an hour). A model early in
-# training writes such bars ("A64" with L:1/1). Real tunes stay below both limits: the longest
-# bar of the 7,310 folk tunes lasts 28.5 quarter notes, the longest unbarred line of the 7,203
-# Essen songs 133, and no numerator in either goes past 12.
+# signatures for it (a bar of 256 quarter notes: 1 s; of 5,386: unfinished after 2 min). A
+# model early in training writes such bars ("A64" with L:1/1). Real tunes stay below both
+# limits: the longest bar of the 7,310 folk tunes lasts 28.5 quarter notes, the longest
+# unbarred line of the 7,203 Essen songs 133, and no numerator in either goes past 12.
 MAX_BAR_QUARTERS = 256    # 64 whole notes
 MAX_METER_BEATS = 64      # the numerator of M: (its parts summed, for M:2+3/8)
 _METER_FIELD = re.compile(r"(?:^|\[)M:([^\]\n]*)", re.MULTILINE)

@@ -132,8 +132,8 @@ def test_checker_accepts_real_tune_and_rejects_bad_ones():
     assert not check_abc("X:1\nM:4/4\nL:1/8\nK:G\n").valid  # no notes
 
 
-# What a model three seconds into training wrote (the CI run that never ended): L:1/1 makes
-# "A64" 64 whole notes; a few such bars kept music21 re-barring for over an hour.
+# What a model three seconds into training writes (such samples hung a CI run): L:1/1 makes
+# "A64" 64 whole notes, which music21 re-bars for minutes to hours.
 OVERSIZED_BAR = "X:1\nM:3/4\nL:1/1\nK:D\nA3|BcA|A64 dA|\n"
 
 
