@@ -172,6 +172,7 @@ def test_music21_running_past_its_time_makes_the_tune_invalid(monkeypatch):
 
     from apps.music import abc_eval
 
+    handler_before = signal.getsignal(signal.SIGALRM)
     monkeypatch.setattr(converter, "parse", lambda *_a, **_k: time.sleep(60))
     monkeypatch.setattr(abc_eval, "MUSIC21_SECONDS", 0.2)
     t0 = time.monotonic()
@@ -181,7 +182,7 @@ def test_music21_running_past_its_time_makes_the_tune_invalid(monkeypatch):
     with pytest.raises(esac.AbcParseError, match="the prime: music21 spent over 0.2 s"):
         esac.parse_abc("X:1\nM:3/4\nL:1/4\nK:D\nA3|B3|\n", "the prime")
     assert signal.getitimer(signal.ITIMER_REAL)[0] == 0
-    assert signal.getsignal(signal.SIGALRM) is signal.SIG_DFL
+    assert signal.getsignal(signal.SIGALRM) is handler_before
 
 
 def test_the_longest_real_bars_still_parse():
