@@ -137,21 +137,26 @@ def _refuse_oversized_meters(text: str) -> None:
                 f"{MAX_BAR_QUARTERS} quarter notes): music21's time grows steeply past them")
 
 
-def refuse_oversized(text: str) -> None:
-    """Raise OversizedAbcError for a meter or a bar, as written, beyond the limits above."""
-    for i, (length, *_) in enumerate(bar_durations(text), 1):  # checks the meters first
+def refuse_oversized(text: str) -> list[tuple[float, float | None, str, str]]:
+    """Raise OversizedAbcError for a meter or a bar, as written, beyond the limits above;
+    return the bars (``bar_durations``) otherwise."""
+    bars = bar_durations(text)  # checks the meters first
+    for i, (length, *_) in enumerate(bars, 1):
         if length > MAX_BAR_QUARTERS:
             raise OversizedAbcError(
                 f"bar {i} lasts {length:g} quarter notes, beyond the {MAX_BAR_QUARTERS} this "
                 "checker reads: music21's time to re-bar grows steeply with a bar's length")
+    return bars
 
 
-def _parse(text: str):
+def _parse(text: str, sizes_checked: bool = False):
     """music21's score of one tune; OversizedAbcError for a meter or bar it would take minutes
-    over (refused before parsing) or when it runs past MUSIC21_SECONDS."""
+    over (refused before parsing, unless the caller's ``refuse_oversized`` already did) or when
+    it runs past MUSIC21_SECONDS."""
     from music21 import converter  # noqa: PLC0415 - music21 imports slowly
 
-    refuse_oversized(text)
+    if not sizes_checked:
+        refuse_oversized(text)
     with warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()), \
             music21_time_limit("parsing the tune"):
         warnings.simplefilter("ignore")
@@ -164,13 +169,13 @@ def check_abc(text: str) -> AbcCheck:
     if not lines or not lines[0].startswith("X:") or not any(l.startswith("K:") for l in lines[:6]):
         return AbcCheck(False, False, error="missing X: or K: header line")
     try:
-        score = _parse(text)
+        bars = refuse_oversized(text)   # the bars as written, measured once
+        score = _parse(text, sizes_checked=True)
     except Exception as exc:  # music21 raises many types for bad ABC
         return AbcCheck(False, False, error=f"{type(exc).__name__}: {exc}"[:200])
     notes = list(score.recurse().notes)
     if not notes:
         return AbcCheck(False, False, error="no notes")
-    bars = bar_durations(text)
     if not bars:
         return AbcCheck(True, False, len(notes), 0, 0, "no meter or no bars")
     bad = 0
