@@ -14,9 +14,14 @@ and adds convolutions and dropout for harder tasks. Here, on the Free Spoken Dig
     python apps/spoken_digits.py loso --search-augment shift shift,vtlp,specaugment
                                       # leave one speaker out, settings chosen by speaker CV
                                       # inside the training speakers, per-fold report
+    python apps/spoken_digits.py loso --model cnn_pool --epochs 40 --augment shift,noise \\
+        --search-freq-pool 2,2 3,2 --inner-folds 2 --ensemble 3 --tta
+                                      # the best LOSO figures (docs/digits.md): frequency
+                                      # pooling chosen by inner CV, 3 seeds, 5 speeds
     python apps/spoken_digits.py speakers                      # speaker identification, 6 classes
     python apps/spoken_digits.py evaluate runs/spoken_digits/<run>/model.npz
     python apps/spoken_digits.py predict my_seven.wav          # the latest run's model
+    python apps/spoken_digits.py predict my_seven.wav --tta --checkpoint a.npz b.npz c.npz
     arecord -f S16_LE -r 16000 -c 1 -d 2 my_seven.wav          # record 2 s (ALSA), or sox:
     rec -c 1 -r 16000 my_seven.wav trim 0 2                    # any rate, mono or stereo
 
@@ -99,6 +104,21 @@ def augment_list(text: str) -> tuple:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def trim_db(text: str) -> float | None:
+    """--trim-db: a positive number of dB below the loudest frame, or none (no trimming)."""
+    if text.strip().lower() in ("none", "off"):
+        return None
+    return positive_float(text)
+
+
+def freq_pool(text: str) -> tuple:
+    """--search-freq-pool 3,2: two positive numbers of mel bands, comma-separated."""
+    parts = text.split(",")
+    if len(parts) != 2:
+        raise argparse.ArgumentTypeError(f"expected F1,F2 (two numbers of bands), got {text!r}")
+    return tuple(positive_int(p) for p in parts)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -134,6 +154,16 @@ def build_parser() -> argparse.ArgumentParser:
                            "shift,vtlp,specaugment (default: --augment alone)")
             q.add_argument("--search-cmvn", choices=CMVN, nargs="+", default=None,
                            help="candidate normalisations (default: --cmvn alone)")
+            q.add_argument("--search-freq-pool", type=freq_pool, nargs="+", default=None,
+                           metavar="F1,F2",
+                           help="candidate CNN frequency poolings, e.g. 2,2 3,2 (default: "
+                                "--freq-pool alone)")
+            q.add_argument("--ensemble", type=positive_int, default=1, metavar="K",
+                           help="final models per fold, from seeds seed .. seed+K-1, their "
+                                "log-probabilities averaged (default 1)")
+            q.add_argument("--tta", action="store_true",
+                           help="test-time augmentation: each held-out word also played at "
+                                "0.9, 0.95, 1.05 and 1.1 times its speed, the answers pooled")
             q.add_argument("--inner-folds", type=positive_int, default=5, metavar="K",
                            help="groups of training speakers for the inner CV (default 5: one "
                                 "per training speaker)")
@@ -165,6 +195,10 @@ def build_parser() -> argparse.ArgumentParser:
         q.add_argument("--channels", type=positive_int, nargs=2, default=[16, 32],
                        help="CNN filters")
         q.add_argument("--dense", type=positive_int, default=128, help="CNN dense units")
+        q.add_argument("--freq-pool", type=positive_int, nargs=2, default=[2, 2],
+                       metavar=("F1", "F2"),
+                       help="CNN: mel bands pooled by the first and second max-pooling "
+                            "(default 2 2; the frames: always 2)")
         q.add_argument("--hidden", type=positive_int, nargs="+", default=[256, 128],
                        help="MLP hidden sizes")
         q.add_argument("--shift", type=nonnegative_int, default=3,
@@ -177,6 +211,13 @@ def build_parser() -> argparse.ArgumentParser:
                        help="stretch: every clip to --frames frames (a hop per recording); "
                             "fixed: one hop (1 s / --frames), the word in a 1 s canvas of silence "
                             "(default: fixed for cnn_pool, stretch for the others)")
+        q.add_argument("--trim-db", type=trim_db, default=30.0, metavar="DB",
+                       help="cut leading and trailing frames more than DB dB below the loudest "
+                            "one before the features (default 30), or none")
+        q.add_argument("--top-db", type=positive_float, default=80.0, metavar="DB",
+                       help="floor of the dB features: DB below the loudest bin (default 80)")
+        q.add_argument("--fmin", type=nonnegative_float, default=0.0, metavar="HZ",
+                       help="lowest frequency of the mel bands (default 0)")
         q.add_argument("--val-fraction", type=unit_interval, default=0.1,
                        help="share of the training data held out to pick the best epoch")
         q.add_argument("--seed", type=int, default=0)
@@ -191,8 +232,12 @@ def build_parser() -> argparse.ArgumentParser:
                                    "three with their probabilities.",
                        epilog=RECORD_HINT, formatter_class=argparse.RawDescriptionHelpFormatter)
     q.add_argument("files", nargs="+", help="WAV (or FLAC/OGG) files, one spoken digit each")
-    q.add_argument("--checkpoint", default=None,
-                   help="model.npz (default: the latest digit run)")
+    q.add_argument("--checkpoint", nargs="+", default=None, metavar="MODEL",
+                   help="model.npz (default: the latest digit run); several: an ensemble, "
+                        "their log-probabilities averaged (e.g. a loso fold's members)")
+    q.add_argument("--tta", action="store_true",
+                   help="also hear each word at 0.9, 0.95, 1.05 and 1.1 times its speed and "
+                        "pool the answers (test-time augmentation)")
     q.add_argument("--mono-only", action="store_true",
                    help="refuse multi-channel files instead of averaging their channels")
     q.add_argument("--max-seconds", type=positive_float, default=10.0,

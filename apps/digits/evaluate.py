@@ -19,13 +19,13 @@ import sys
 import numpy as np
 
 from apps.audio import fsdd
-from apps.audio.features import extract
 from apps.audio.recording import load_word
 from apps.audio.wav import AudioError
 from apps.common.errors import UsageError, describe
 from apps.common.runs import Line, Panel, make_run_dir, plot_curves, write_summary
 from apps.digits.data import DEFAULT_OUT_ROOT, cache_dir_for, load_dataset
 from apps.digits.model import latest_checkpoint, load_model, predict_proba, prepare
+from apps.digits.tta import pooled_log_proba
 
 
 # ----------------------------------------------------------------------------------------------
@@ -146,29 +146,42 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
-def predict_files(paths, checkpoint, downmix=True, max_seconds=10.0, top=3):
+def predict_files(paths, checkpoint, downmix=True, max_seconds=10.0, top=3, tta=False):
     """Rank the classes for each recording, best first.
 
     Each file goes through apps/audio/recording.load_word: any sample rate (resampled to the
     model's), stereo averaged to mono (refused with ``downmix=False``), 16/24/32-bit or float
     samples, the word found by an energy detector in up to ``max_seconds``; then the training
     features (whose own silence trimming makes the final cut), CMVN and standardisation.
+    ``checkpoint``: one model.npz, or a list of them (an ensemble, e.g. a `loso` fold's
+    members: their log-probabilities averaged, apps/digits/tta.py); ``tta``: each word also
+    heard at the speeds of tta.TTA_SPEEDS.
 
     Returns (results, failures, config): results [(path, [(class, probability), ...], notes)]
     for the files that could be classified, failures [(path, AudioError)] for the others
     (unreadable, empty, too long, silent, clipping only, only noise...): one bad file does not
-    stop the rest.
+    stop the rest. ``config`` is the first checkpoint's.
     """
-    model, hp, cfg, norm, config = load_model(checkpoint)
+    paths_ck = [checkpoint] if isinstance(checkpoint, (str, os.PathLike)) else list(checkpoint)
+    loaded = [load_model(c) for c in paths_ck]
+    config = loaded[0][4]
+    sr = loaded[0][2].sr
+    for c, (_, _, cfg, _, conf) in zip(paths_ck[1:], loaded[1:]):
+        if (conf["task"], conf["classes"]) != (config["task"], config["classes"]) or \
+                cfg.sr != sr:
+            raise UsageError(f"{c} cannot join {paths_ck[0]} in an ensemble: a {conf['task']} "
+                             f"model over {conf['classes']} at {cfg.sr} Hz, against "
+                             f"{config['task']} over {config['classes']} at {sr} Hz")
+    members = [(model, hp, cfg, norm) for model, hp, cfg, norm, _ in loaded]
     results, failures = [], []
     for path in paths:
         try:
-            y, notes = load_word(path, sr=cfg.sr, max_seconds=max_seconds, downmix=downmix)
-            X = prepare(hp, norm, extract(y, cfg)[None])
+            y, notes = load_word(path, sr=sr, max_seconds=max_seconds, downmix=downmix)
+            logp = pooled_log_proba(members, [y], tta=tta)[0]
         except AudioError as exc:
             failures.append((path, exc))
             continue
-        p = predict_proba(model, hp, X)[0]
+        p = np.exp(logp)
         order = np.argsort(-p)[:top]
         results.append((path, [(config["classes"][k], float(p[k])) for k in order], notes))
     return results, failures, config
@@ -182,7 +195,7 @@ def cmd_predict(args) -> int:
         raise UsageError(f"no checkpoint given and none found under {DEFAULT_OUT_ROOT}/: run "
                          "'python apps/spoken_digits.py train' first, or pass --checkpoint")
     results, failures, config = predict_files(args.files, ckpt, not args.mono_only,
-                                              args.max_seconds, args.top)
+                                              args.max_seconds, args.top, args.tta)
     what = "digit" if config["task"] == "digit" else "speaker"
     for path, ranked, notes in results:
         for note in notes:

@@ -2,14 +2,17 @@
 
 For each of FSDD's six speakers (or those named by --held-out):
     1. the other speakers are the training speakers; the held-out speaker is not looked at;
-    2. when several candidate settings are given (--search-augment x --search-cmvn), each is
+    2. when several candidate settings are given (--search-augment x --search-cmvn x
+       --search-freq-pool), each is
        scored by cross-validation over the training speakers: they are dealt into K groups
        (--inner-folds, default one group per speaker) and each group is predicted by a model
        trained on the others; the candidate with the best mean accuracy over the training
        speakers wins (ties: the first given);
     3. a model with the chosen settings is trained on all the training speakers (the best
        epoch picked on a share of their own recordings, train.fit_and_test) and tested once on
-       the held-out speaker.
+       the held-out speaker; with --ensemble K, K models from seeds seed .. seed + K - 1, their
+       log-probabilities averaged, and with --tta each word also heard at the speeds of
+       apps/digits/tta.py (the inner CV scores single models without TTA).
 Written to the run folder: summary.json, rewritten after every fold ("complete": false until
 the last; per fold: held-out speaker, accuracy, chosen settings, the inner CV table with
 per-speaker accuracies, confusion matrix, seconds; the mean, the worst speaker and the pooled
@@ -17,7 +20,7 @@ confusion matrix), confusion_without_<speaker>.png per fold, confusion.png poole
 model_without_<speaker>.npz.
 
     python apps/spoken_digits.py loso --search-augment shift shift,specaugment,vtlp \\
-        --search-cmvn dataset utterance --inner-folds 5
+        --search-cmvn dataset utterance --search-freq-pool 2,2 3,2 --inner-folds 5
 """
 from __future__ import annotations
 
@@ -33,9 +36,10 @@ from apps.common.errors import UsageError
 from apps.common.runs import make_run_dir, write_summary
 from apps.digits.augment import settings as augment_settings
 from apps.digits.data import APP, cache_dir_for, load_dataset
-from apps.digits.evaluate import error_distances, plot_confusion
+from apps.digits.evaluate import classification_report, error_distances, plot_confusion
 from apps.digits.model import HParams, save_model
 from apps.digits.train import check_split_sizes, feature_config, fit_and_test, hparams
+from apps.digits.tta import TTA_SPEEDS, pooled_log_proba
 
 
 def speaker_groups(ds, idx, k: int):
@@ -48,16 +52,22 @@ def speaker_groups(ds, idx, k: int):
 
 
 def candidates(args) -> list:
-    """HParams for every (augment, cmvn) pair of --search-augment x --search-cmvn."""
+    """HParams for every (augment, cmvn, freq_pool) of --search-augment x --search-cmvn x
+    --search-freq-pool."""
     base = hparams(args)
     augs = args.search_augment or [base.augment]
     cmvns = args.search_cmvn or [base.cmvn]
-    return [HParams.from_dict({**base.to_dict(), "augment": list(a), "cmvn": c})
-            for a, c in itertools.product(augs, cmvns)]
+    pools = getattr(args, "search_freq_pool", None) or [base.freq_pool]
+    return [HParams.from_dict({**base.to_dict(), "augment": list(a), "cmvn": c,
+                               "freq_pool": list(p)})
+            for a, c, p in itertools.product(augs, cmvns, pools)]
 
 
 def label(hp: HParams) -> str:
-    return f"augment={','.join(hp.augment) or 'none'} cmvn={hp.cmvn}"
+    text = f"augment={','.join(hp.augment) or 'none'} cmvn={hp.cmvn}"
+    if hp.model != "mlp":  # the MLP has no pooling
+        text += f" freq_pool={hp.freq_pool[0]},{hp.freq_pool[1]}"
+    return text
 
 
 def inner_cv(ds, hp, train_idx, k, args, log=print) -> dict:
@@ -70,7 +80,8 @@ def inner_cv(ds, hp, train_idx, k, args, log=print) -> dict:
     mean = round(float(np.mean(list(per_speaker.values()))), 4)
     log(f"[loso]   inner cv {label(hp)}: mean {mean:.4f} "
         f"({', '.join(f'{s} {a:.3f}' for s, a in per_speaker.items())})")
-    return {"augment": list(hp.augment), "cmvn": hp.cmvn, "mean": mean,
+    return {"augment": list(hp.augment), "cmvn": hp.cmvn, "freq_pool": list(hp.freq_pool),
+            "mean": mean,
             "per_speaker_accuracy": per_speaker}
 
 
@@ -93,6 +104,8 @@ def _summary(args, cfg, cands, ds, folds, per_speaker, pooled, y_true, y_pred, f
                          f"worst {worst} {per_speaker[worst]:.4f}")
     summary = {"app": APP, "command": "loso", "complete": complete, "features": cfg.to_dict(),
                "candidates": [label(c) for c in cands], "inner_folds": args.inner_folds,
+               "ensemble": args.ensemble,
+               "tta_speeds": list(TTA_SPEEDS) if args.tta else None,
                "hparams": cands[0].to_dict(), "seed": args.seed,
                "augment_settings": {label(c): augment_settings(c.augment) for c in cands},
                "data": fsdd.resolve_root(args.data), "n_recordings": len(ds.recs),
@@ -112,6 +125,7 @@ def cmd_loso(args, log=print) -> int:
     t_start = time.perf_counter()
     cfg = feature_config(args)
     cands = candidates(args)
+    ensemble = args.ensemble
     check_split_sizes(SimpleNamespace(**{**vars(args), "split": "loso", "cv": 0, "grid": False}))
     names = fsdd.speaker_names(fsdd.list_recordings(args.data))
     _check(args, names)
@@ -136,26 +150,48 @@ def cmd_loso(args, log=print) -> int:
             best = cands[0]
         res = fit_and_test(ds, "digit", best, train_idx, test_idx, args.val_fraction, args.seed,
                            args.progress, desc=f"loso without {name}", log=log)
-        acc = res.test["accuracy"]
+        members = [res] + [
+            fit_and_test(ds, "digit", best, train_idx, test_idx, args.val_fraction,
+                         args.seed + m, args.progress,
+                         desc=f"loso without {name}, member {m + 1}/{ensemble}", log=log)
+            for m in range(1, ensemble)]
+        single = res.test["accuracy"]
+        if ensemble > 1 or args.tta:  # pooled: the seeds' models, and the speeds with --tta
+            pred = pooled_log_proba([(r.model, best, cfg, r.norm) for r in members],
+                                    ds.waveforms(test_idx), tta=args.tta,
+                                    images=[ds.X[test_idx]] * len(members)).argmax(1)
+            test = classification_report(ds.digits[test_idx], pred, ds.speakers[test_idx],
+                                         ds.speaker_names, classes, "digit")
+        else:
+            pred, test = res.extra["proba"].argmax(1), res.test
+        acc = test["accuracy"]
         per_speaker[name] = acc
-        pooled += np.asarray(res.test["confusion"])
+        pooled += np.asarray(test["confusion"])
         y_true.append(ds.digits[test_idx])
-        y_pred.append(res.extra["proba"].argmax(1))
+        y_pred.append(pred)
         seconds = round(time.perf_counter() - t0, 1)
-        png = plot_confusion(res.test["confusion"], classes,
+        png = plot_confusion(test["confusion"], classes,
                              os.path.join(out, f"confusion_without_{name}.png"),
                              f"held-out speaker {name}: accuracy {acc:.4f}\n{label(best)}")
-        ckpt = save_model(os.path.join(out, f"model_without_{name}.npz"), res.model, best, cfg,
-                          res.norm, "digit", classes, extra={"held_out": name, "accuracy": acc})
-        files += [png, ckpt]
-        folds.append({"held_out": name, "accuracy": acc, "n_test": len(test_idx),
-                      "chosen": {"augment": list(best.augment), "cmvn": best.cmvn},
-                      "inner_cv": table, "confusion": res.test["confusion"],
+        for m, r in enumerate(members):
+            suffix = "" if m == 0 else f"_member{m + 1}"
+            files.append(save_model(os.path.join(out, f"model_without_{name}{suffix}.npz"),
+                                    r.model, best, cfg, r.norm, "digit", classes,
+                                    extra={"held_out": name, "accuracy": r.test["accuracy"],
+                                           "seed": args.seed + m}))
+        files.append(png)
+        folds.append({"held_out": name, "accuracy": acc, "single_model_accuracy": single,
+                      "n_test": len(test_idx),
+                      "chosen": {"augment": list(best.augment), "cmvn": best.cmvn,
+                                 "freq_pool": list(best.freq_pool)},
+                      "inner_cv": table, "confusion": test["confusion"],
                       "best_epoch": max((h["epoch"] for h in res.history if h.get("best")),
                                         default=None),
                       "seconds": seconds})
-        log(f"[loso] held-out speaker {name}: accuracy {acc:.4f} with {label(best)} "
-            f"({seconds:.0f} s)")
+        pooled_note = (f" ({ensemble} models{', speeds pooled' if args.tta else ''}; the "
+                       f"first alone {single:.4f})" if ensemble > 1 or args.tta else "")
+        log(f"[loso] held-out speaker {name}: accuracy {acc:.4f}{pooled_note} with "
+            f"{label(best)} ({seconds:.0f} s)")
         # written after every fold: a run cut short keeps the folds it finished
         _summary(args, cfg, cands, ds, folds, per_speaker, pooled, y_true, y_pred, files, out,
                  t_start, complete=False)

@@ -54,17 +54,18 @@ class HParams:
     norm: str = "band"               # Standardizer: 'band', 'pixel' or 'global'
     augment: tuple = ("shift",)      # training augmentations (apps/digits/augment.py)
     cmvn: str = "dataset"            # 'dataset': Standardizer only; 'utterance': CMVN first
+    freq_pool: tuple = (2, 2)        # CNNs: bands pooled by each MaxPool (time: always 2)
 
     def to_dict(self) -> dict:
         d = dict(self.__dict__)
         d["channels"], d["hidden"] = list(self.channels), list(self.hidden)
-        d["augment"] = list(self.augment)
+        d["augment"], d["freq_pool"] = list(self.augment), list(self.freq_pool)
         return d
 
     @classmethod
     def from_dict(cls, d: dict) -> HParams:
         d = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
-        for k in ("channels", "hidden", "augment"):
+        for k in ("channels", "hidden", "augment", "freq_pool"):
             if k in d:
                 d[k] = tuple(d[k])
         return cls(**d)
@@ -89,16 +90,20 @@ def build_model(hp: HParams, input_shape, n_classes: int) -> nn.Sequential:
     if hp.model not in MODELS:
         raise ValueError(f"unknown model {hp.model!r}: expected one of {MODELS}")
     c1, c2 = hp.channels
-    if H < 4 or T < 4:
-        raise ValueError(f"the CNN needs inputs of at least 4 x 4, got {input_shape}")
+    f1, f2 = hp.freq_pool
+    bands = H // f1 // f2
+    if bands < 1 or T < 4:
+        raise ValueError(f"the CNN needs inputs of at least {f1 * f2} x 4, got {input_shape}")
+    # Pooling more bands than frames (Abdel-Hamid et al. 2014) lets a formant move by a band or
+    # two, as it does from one voice to another, without changing what the dense layers see.
     convs = [
-        nn.Conv2D(1, c1, 3, padding="same", init="he_uniform"), nn.ReLU(), nn.MaxPool2D(2),
-        nn.Conv2D(c1, c2, 3, padding="same", init="he_uniform"), nn.ReLU(), nn.MaxPool2D(2),
+        nn.Conv2D(1, c1, 3, padding="same", init="he_uniform"), nn.ReLU(), nn.MaxPool2D((f1, 2)),
+        nn.Conv2D(c1, c2, 3, padding="same", init="he_uniform"), nn.ReLU(), nn.MaxPool2D((f2, 2)),
     ]
-    if hp.model == "cnn_pool":  # (N, c2, H/4, T/4) -> (N, c2, H/4): the frames pooled away
-        head, features = [nn.GlobalMaxPool()], c2 * (H // 4)
+    if hp.model == "cnn_pool":  # (N, c2, bands, T/4) -> (N, c2, bands): the frames pooled away
+        head, features = [nn.GlobalMaxPool()], c2 * bands
     else:
-        head, features = [], c2 * (H // 4) * (T // 4)
+        head, features = [], c2 * bands * (T // 4)
     model = nn.Sequential(
         *convs, *head, nn.Dropout(hp.dropout), nn.Flatten(),
         nn.Dense(features, hp.dense, init="he_uniform"), nn.ReLU(),

@@ -248,7 +248,9 @@ def feature_config(args) -> FeatureConfig:
     over time (cnn_pool reads a word wherever it lies) and 'stretch' for the others."""
     time_mode = args.time_mode or ("fixed" if args.model == "cnn_pool" else "stretch")
     return FeatureConfig(kind=args.features, n_mels=args.n_mels, n_frames=args.frames,
-                         n_mfcc=args.n_mfcc, time_mode=time_mode)
+                         n_mfcc=args.n_mfcc, time_mode=time_mode,
+                         trim_db=getattr(args, "trim_db", 30.0),
+                         top_db=getattr(args, "top_db", 80.0), fmin=getattr(args, "fmin", 0.0))
 
 
 def hparams(args) -> HParams:
@@ -256,7 +258,7 @@ def hparams(args) -> HParams:
                    dense=args.dense, dropout=args.dropout, lr=args.lr,
                    weight_decay=args.weight_decay, batch_size=args.batch_size, epochs=args.epochs,
                    shift=args.shift, norm=args.norm, augment=tuple(args.augment),
-                   cmvn=args.cmvn)
+                   cmvn=args.cmvn, freq_pool=tuple(getattr(args, "freq_pool", (2, 2))))
 
 
 def _train_official(args, ds, task, hp, cfg, out, summary, log):

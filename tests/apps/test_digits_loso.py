@@ -100,7 +100,8 @@ def test_loso_never_looks_at_the_held_out_speaker_while_choosing(tmp_path, monke
         for row in f["inner_cv"]:
             assert set(row["per_speaker_accuracy"]) == set(names) - {f["held_out"]}
         best = max(f["inner_cv"], key=lambda r: r["mean"])
-        assert f["chosen"] == {"augment": best["augment"], "cmvn": best["cmvn"]}
+        assert f["chosen"] == {"augment": best["augment"], "cmvn": best["cmvn"],
+                               "freq_pool": [2, 2]}
         assert (out / f"confusion_without_{f['held_out']}.png").exists()
         assert np.array(f["confusion"]).sum() == f["n_test"] == 20
     accs = summary["per_speaker_accuracy"]
@@ -115,9 +116,37 @@ def test_loso_with_one_candidate_skips_the_inner_cv_and_refuses_unknown_speakers
     assert sd.main(["loso", "--limit", "2", "--epochs", "1", "--held-out", "lucas",
                     "--out", str(out), *TINY]) == 0
     fold = json.loads((out / "summary.json").read_text())["folds"][0]
-    assert fold["inner_cv"] == [] and fold["chosen"] == {"augment": ["shift"], "cmvn": "dataset"}
+    assert fold["inner_cv"] == [] and fold["chosen"] == {"augment": ["shift"], "cmvn": "dataset",
+                                                         "freq_pool": [2, 2]}
     capsys.readouterr()
     assert sd.main(["loso", "--held-out", "nobody", "--out", str(tmp_path / "x"), *TINY]) == 2
     err = capsys.readouterr().err
     assert "nobody" in err and "not an FSDD speaker" in err
     assert not (tmp_path / "x").exists()
+
+
+def test_loso_chooses_the_frequency_pooling_by_inner_cv(tmp_path, capsys):
+    """--search-freq-pool: one inner-CV row per pooling, the best one retrained and saved;
+    --ensemble 2 --tta: two final models, both saved, the fold scored by their pooled answer
+    beside the first model's own."""
+    out = tmp_path / "pool"
+    assert sd.main(["loso", "--limit", "2", "--epochs", "1", "--val-fraction", "0.5",
+                    "--model", "cnn_pool", "--channels", "4", "4", "--dense", "8",
+                    "--search-freq-pool", "2,2", "3,2", "--inner-folds", "2",
+                    "--ensemble", "2", "--tta",
+                    "--held-out", "george", "--out", str(out), "--no-progress", "--no-cache",
+                    "--data", FSDD]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["ensemble"] == 2 and summary["tta_speeds"] == [0.9, 0.95, 1.0, 1.05, 1.1]
+    fold = summary["folds"][0]
+    assert 0 <= fold["single_model_accuracy"] <= 1 and np.array(fold["confusion"]).sum() == 20
+    assert np.trace(np.array(fold["confusion"])) / 20 == pytest.approx(fold["accuracy"])
+    assert (out / "model_without_george_member2.npz").exists()
+    assert [r["freq_pool"] for r in fold["inner_cv"]] == [[2, 2], [3, 2]]
+    best = max(fold["inner_cv"], key=lambda r: r["mean"])
+    assert fold["chosen"]["freq_pool"] == best["freq_pool"]
+    _, hp, *_ = load_model(str(out / "model_without_george.npz"))
+    assert list(hp.freq_pool) == best["freq_pool"]
+    assert "freq_pool=3,2" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        sd.main(["loso", "--search-freq-pool", "3"])

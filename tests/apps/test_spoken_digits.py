@@ -191,6 +191,22 @@ def test_cli_argument_and_data_errors(tmp_path, monkeypatch, capsys):
     assert err.startswith("error: ") and "train" in err, err
 
 
+def test_front_end_options_reach_the_feature_settings():
+    """--trim-db (a number or none), --top-db and --fmin land in the FeatureConfig the features
+    are computed with (and saved with, in the checkpoint); nonsense is an argparse error."""
+    parser = sd.build_parser()
+    default = digits_train.feature_config(parser.parse_args(["train"]))
+    assert (default.trim_db, default.top_db, default.fmin) == (30.0, 80.0, 0.0)
+    cfg = digits_train.feature_config(parser.parse_args(
+        ["loso", "--trim-db", "none", "--top-db", "50", "--fmin", "125"]))
+    assert (cfg.trim_db, cfg.top_db, cfg.fmin) == (None, 50.0, 125.0)
+    cfg45 = digits_train.feature_config(parser.parse_args(["train", "--trim-db", "45"]))
+    assert cfg45.trim_db == 45
+    for bad in (["--trim-db", "0"], ["--trim-db", "loud"], ["--top-db", "-3"], ["--fmin", "-1"]):
+        with pytest.raises(SystemExit):
+            parser.parse_args(["train", *bad])
+
+
 def test_data_path_from_environment_variable(tmp_path, monkeypatch):
     monkeypatch.setenv(fsdd.ENV_VAR, FSDD)
     out = tmp_path / "env"
