@@ -2,7 +2,7 @@
 
 A voice the models never heard speaks faster or slower, higher or lower than the five they
 learnt from, and one model's answer moves with that (docs/digits.md: on a held-out speaker,
-a model's accuracy falls by 2-8 points when the word is played 5 % faster or slower). So the
+5 % faster or slower costs a model 2-4 points of accuracy, 10 % costs 8-15). So the
 word is also played at the speeds of the 'speed' augmentation (the project's resampler,
 apps/audio/augment.speed_perturb) and the answers are pooled; several models trained from
 different seeds are pooled the same way. Pooling is the mean of the log-probabilities (a
