@@ -118,10 +118,14 @@ def _next_note():
     return model, step
 
 
-def _digits():
+def _digits(model_name="cnn", freq_pool=(2, 2)):
+    return lambda: _digits_model(model_name, freq_pool)
+
+
+def _digits_model(model_name, freq_pool):
     from apps.digits.model import HParams, as_input, build_model  # noqa: PLC0415
 
-    hp = HParams(model="cnn", channels=(4, 6), dense=8, dropout=0.0)
+    hp = HParams(model=model_name, channels=(4, 6), dense=8, dropout=0.0, freq_pool=freq_pool)
     model = build_model(hp, (12, 16), 10)
     rng = np.random.default_rng(5)
     x = as_input(hp, rng.standard_normal((4, 12, 16)).astype(np.float32))
@@ -163,7 +167,8 @@ def _voice(kind, n_classes, aux=0):
 
 APPS = {"abc_tunes": _abc, "drums": _drums, "melody_lstm": _melody_lstm,
         "melody_vae_mlp": _melody_vae("mlp"), "melody_vae_seq": _melody_vae("seq"),
-        "next_note": _next_note, "digits_cnn": _digits, "voice_conv_vae": _voice("conv", 0),
+        "next_note": _next_note, "digits_cnn": _digits(),
+        "digits_cnn_pool_3x2": _digits("cnn_pool", (3, 2)), "voice_conv_vae": _voice("conv", 0),
         "voice_dense_cvae": _voice("dense", 10), "voice_conv_vae_digit_aux": _voice("conv", 0, 4)}
 
 
