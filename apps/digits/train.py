@@ -247,10 +247,21 @@ def feature_config(args) -> FeatureConfig:
     """The features of the command line; without --time-mode, 'fixed' for the model that pools
     over time (cnn_pool reads a word wherever it lies) and 'stretch' for the others."""
     time_mode = args.time_mode or ("fixed" if args.model == "cnn_pool" else "stretch")
-    return FeatureConfig(kind=args.features, n_mels=args.n_mels, n_frames=args.frames,
-                         n_mfcc=args.n_mfcc, time_mode=time_mode,
-                         trim_db=getattr(args, "trim_db", 30.0),
-                         top_db=getattr(args, "top_db", 80.0), fmin=getattr(args, "fmin", 0.0))
+    cfg = FeatureConfig(kind=args.features, n_mels=args.n_mels, n_frames=args.frames,
+                        n_mfcc=args.n_mfcc, time_mode=time_mode,
+                        trim_db=getattr(args, "trim_db", 30.0),
+                        top_db=getattr(args, "top_db", 80.0), fmin=getattr(args, "fmin", 0.0))
+    if cfg.fmin >= cfg.sr / 2:  # refused here, before a run folder exists
+        raise UsageError(f"--fmin {cfg.fmin:g}: the mel bands must start below half the sample "
+                         f"rate ({cfg.sr / 2:g} Hz)")
+    if args.model != "mlp":
+        pools = [tuple(getattr(args, "freq_pool", (2, 2)))] + \
+            [tuple(p) for p in getattr(args, "search_freq_pool", None) or []]
+        for f1, f2 in pools:
+            if cfg.height // f1 // f2 < 1:
+                raise UsageError(f"frequency pooling {f1},{f2} leaves no band of the "
+                                 f"{cfg.height} feature rows: pool fewer bands")
+    return cfg
 
 
 def hparams(args) -> HParams:

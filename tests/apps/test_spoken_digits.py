@@ -191,7 +191,7 @@ def test_cli_argument_and_data_errors(tmp_path, monkeypatch, capsys):
     assert err.startswith("error: ") and "train" in err, err
 
 
-def test_front_end_options_reach_the_feature_settings():
+def test_front_end_options_reach_the_feature_settings(tmp_path, capsys):
     """--trim-db (a number or none), --top-db and --fmin land in the FeatureConfig the features
     are computed with (and saved with, in the checkpoint); nonsense is an argparse error."""
     parser = sd.build_parser()
@@ -205,6 +205,17 @@ def test_front_end_options_reach_the_feature_settings():
     for bad in (["--trim-db", "0"], ["--trim-db", "loud"], ["--top-db", "-3"], ["--fmin", "-1"]):
         with pytest.raises(SystemExit):
             parser.parse_args(["train", *bad])
+    # values that parse but cannot work: one 'error:' line, exit 2, no run folder
+    capsys.readouterr()
+    for bad in (["--fmin", "4000"], ["--freq-pool", "30", "2"]):
+        out = tmp_path / bad[0].strip("-")
+        assert sd.main(["train", *bad, "--out", str(out), "--no-progress"]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and bad[1] in err, err
+        assert not out.exists()
+    assert sd.main(["loso", "--model", "cnn_pool", "--search-freq-pool", "2,2", "9,9",
+                    "--out", str(tmp_path / "l"), "--no-progress"]) == 2
+    assert "9,9" in capsys.readouterr().err and not (tmp_path / "l").exists()
 
 
 def test_data_path_from_environment_variable(tmp_path, monkeypatch):
