@@ -57,7 +57,7 @@ def candidates(args) -> list:
     base = hparams(args)
     augs = args.search_augment or [base.augment]
     cmvns = args.search_cmvn or [base.cmvn]
-    pools = getattr(args, "search_freq_pool", None) or [base.freq_pool]
+    pools = args.search_freq_pool or [base.freq_pool]
     return [HParams.from_dict({**base.to_dict(), "augment": list(a), "cmvn": c,
                                "freq_pool": list(p)})
             for a, c, p in itertools.product(augs, cmvns, pools)]

@@ -249,14 +249,13 @@ def feature_config(args) -> FeatureConfig:
     time_mode = args.time_mode or ("fixed" if args.model == "cnn_pool" else "stretch")
     cfg = FeatureConfig(kind=args.features, n_mels=args.n_mels, n_frames=args.frames,
                         n_mfcc=args.n_mfcc, time_mode=time_mode,
-                        trim_db=getattr(args, "trim_db", 30.0),
-                        top_db=getattr(args, "top_db", 80.0), fmin=getattr(args, "fmin", 0.0))
+                        trim_db=args.trim_db, top_db=args.top_db, fmin=args.fmin)
     if cfg.fmin >= cfg.sr / 2:  # refused here, before a run folder exists
         raise UsageError(f"--fmin {cfg.fmin:g}: the mel bands must start below half the sample "
                          f"rate ({cfg.sr / 2:g} Hz)")
     if args.model != "mlp":
-        pools = [tuple(getattr(args, "freq_pool", (2, 2)))] + \
-            [tuple(p) for p in getattr(args, "search_freq_pool", None) or []]
+        pools = [tuple(args.freq_pool)] + \
+            [tuple(p) for p in getattr(args, "search_freq_pool", None) or []]  # loso only
         for f1, f2 in pools:
             if cfg.height // f1 // f2 < 1:
                 raise UsageError(f"frequency pooling {f1},{f2} leaves no band of the "
@@ -269,7 +268,7 @@ def hparams(args) -> HParams:
                    dense=args.dense, dropout=args.dropout, lr=args.lr,
                    weight_decay=args.weight_decay, batch_size=args.batch_size, epochs=args.epochs,
                    shift=args.shift, norm=args.norm, augment=tuple(args.augment),
-                   cmvn=args.cmvn, freq_pool=tuple(getattr(args, "freq_pool", (2, 2))))
+                   cmvn=args.cmvn, freq_pool=tuple(args.freq_pool))
 
 
 def _train_official(args, ds, task, hp, cfg, out, summary, log):

@@ -43,12 +43,16 @@ def pooled_log_proba(members, signals, tta: bool = False, speeds=TTA_SPEEDS,
     speed 1 already computed (the dataset's), or None to compute them from the signals.
     """
     total, count = None, 0
+    views = {}  # (feature settings, speed) -> images: members that share settings share them
     for m, (model, hp, cfg, norm) in enumerate(members):
         for a in (speeds if tta else (1.0,)):
+            key = (tuple(sorted(cfg.to_dict().items())), a)
             if a == 1.0 and images is not None and images[m] is not None:
                 X = images[m]
+            elif key in views:
+                X = views[key]
             else:
-                X = np.stack([speed_views(y, cfg, (a,))[0] for y in signals])
+                X = views[key] = np.stack([speed_views(y, cfg, (a,))[0] for y in signals])
             logp = np.log(np.maximum(predict_proba(model, hp, prepare(hp, norm, X)), EPS))
             total = logp if total is None else total + logp
             count += 1
