@@ -107,6 +107,9 @@ def _data_args(p, bars: int, hop: int):
     p.add_argument("--bars", type=positive_int, default=bars, help="window length in bars")
     p.add_argument("--hop-bars", type=positive_int, default=hop,
                    help="window hop in the training split")
+    p.add_argument("--split-seed", type=nonnegative_int, default=0,
+                   help="Lakh: the seed of the by-song train/validation/test split (0: the "
+                   "reported split; others for repeated held-out estimates)")
     p.add_argument("--no-progress", dest="progress", action="store_false")
 
 
@@ -177,6 +180,9 @@ def build_parser() -> argparse.ArgumentParser:
     _train_args(t, 20, "layerwise", 0.2, dropout=0.3, input_dropout=0.3, select="free_f1")
     t.add_argument("--local", action="store_true",
                    help="the decoder reads each part's onsets at the step")
+    t.add_argument("--bar-rhythm", action="store_true",
+                   help="the decoder reads when each part plays at every step of the current bar "
+                   "(the bar's rhythm, known in advance)")
     t.add_argument("--no-feedback", action="store_true",
                    help="the decoder never reads its previous drums (zeros in their place, in "
                    "training and generation alike: no exposure bias)")

@@ -469,6 +469,7 @@ def cmd_evaluate(args, log=print) -> dict:
     hp = ck.config["hp"]
     for k in ("bars", "hop_bars", "limit", "roll_mode"):
         setattr(args, k, hp[k])
+    args.split_seed = hp.get("split_seed", 0)     # checkpoints from before the option: 0
     task = load_task(ck.config["task"], args, log)
     if ck.config["task"] == "humanisation":
         res = {"humanisation": evaluate_humanisation(model, task, log)}

@@ -33,10 +33,11 @@ sampling, in decoding.py: the previous step fed in (7) is, with probability 1 - 
 model's own output, decided by a step-by-step pass without gradient; MusicVAE's
 inverse-sigmoid schedule (7b) in train.py); ``conductor_levels = 2`` (1-bar sub-sequences
 under a phrase conductor (5b), the seed's 5.4); ``enc_layers`` (stacked BiLSTMs in each
-encoder, MusicVAE's; encoder.py); ``position`` (pos_t, a one-hot of the step within the bar)
-and ``local`` (a_t, each input stream's onsets at step t, min(n, 4) / 4): data fed to the
-decoder beside c_u; ``feedback = False``: the decoder never reads its previous drums (zeros in
-(7)), so generation runs exactly as training does.
+encoder, MusicVAE's; encoder.py); ``position`` (pos_t, a one-hot of the step within the bar),
+``local`` (a_t, each input stream's onsets at step t, min(n, 4) / 4) and ``bar_rhythm`` (r_t,
+those onsets at all 16 steps of the bar that holds t): data fed to the decoder beside c_u;
+``feedback = False``: the decoder never reads its previous drums (zeros in (7)), so
+generation runs exactly as training does.
 """
 from __future__ import annotations
 
@@ -80,6 +81,7 @@ class DrumConfig:
     phrase_subs: int = 2         # sub-sequences per phrase when conductor_levels = 2
     position: bool = False       # decoder input: one-hot of the step within the bar
     local: bool = False          # decoder input: each input stream's onsets at the step
+    bar_rhythm: bool = False     # decoder input: each stream's onsets at every step of the bar
     feedback: bool = True        # False: (7) reads zeros for hvo_{t-1}, in training and generation
 
     def to_json(self) -> dict:
@@ -159,7 +161,8 @@ class DrumVAE(nn.Layer):
         self.init_state = nn.Dense(cfg.conductor, 2 * cfg.dec_layers * cfg.dec_hidden)
         self.init_act = nn.Tanh()
         self.n_extra = (groove.STEPS_PER_BAR if cfg.position else 0) + \
-            (len(cfg.inputs) if cfg.local else 0)
+            (len(cfg.inputs) if cfg.local else 0) + \
+            (groove.STEPS_PER_BAR * len(cfg.inputs) if cfg.bar_rhythm else 0)
         self.decoder = LSTM(HVO + cfg.conductor + self.n_extra, cfg.dec_hidden,
                             num_layers=cfg.dec_layers, forget_bias=cfg.forget_bias)
         self.dropout = Dropout(cfg.dropout)
@@ -249,24 +252,34 @@ class DrumVAE(nn.Layer):
 
     def extras(self, x, T: int, B: int, start_step: int = 0):
         """The decoder's data inputs beside c_u, (B, T, X) or None when X = 0: pos_t, one-hot of
-        (start_step + t) mod 16, and a_t, each input stream's onsets min(n, 4) / 4 (7)."""
+        (start_step + t) mod 16; a_t, each input stream's onsets min(n, 4) / 4; r_t, those
+        onsets at each of the 16 steps of the bar that holds step t, stream by stream (7)."""
         if not self.n_extra:
             return None
         xp_ = nn.get_array_module(self.merge.weight.data)
         dtype = self.merge.weight.dtype
+        bar = groove.STEPS_PER_BAR
+        pos_of = (start_step + np.arange(T)) % bar
         parts = []
         if self.cfg.position:
-            pos = np.eye(groove.STEPS_PER_BAR, dtype=np.float32)[
-                (start_step + np.arange(T)) % groove.STEPS_PER_BAR]
-            parts.append(xp_.broadcast_to(xp_.asarray(pos, dtype=dtype)[None],
-                                          (B, T, groove.STEPS_PER_BAR)))
-        if self.cfg.local:
+            pos = np.eye(bar, dtype=np.float32)[pos_of]
+            parts.append(xp_.broadcast_to(xp_.asarray(pos, dtype=dtype)[None], (B, T, bar)))
+        onsets = []
+        if self.cfg.local or self.cfg.bar_rhythm:
             for a in self._inputs(x):
                 a = xp_.asarray(a, dtype=dtype)
                 n = xp_.zeros((B, T), dtype)
                 m = min(T, a.shape[1])
                 n[:, :m] = xp_.minimum((a[:, :m] > 0).sum(axis=-1), 4) / 4.0   # notes, not loudness
-                parts.append(n[..., None])
+                onsets.append(n)
+        if self.cfg.local:
+            parts.extend(n[..., None] for n in onsets)
+        if self.cfg.bar_rhythm:
+            # step t reads steps t - pos_t .. t - pos_t + 15 (its bar; zeros outside the window)
+            idx = np.arange(T)[:, None] - pos_of[:, None] + np.arange(bar)[None]     # (T, 16)
+            inside = xp_.asarray((idx >= 0) & (idx < T), dtype=dtype)
+            idx = xp_.asarray(np.clip(idx, 0, T - 1))
+            parts.extend(n[:, idx] * inside for n in onsets)                   # (B, T, 16) each
         return xp_.ascontiguousarray(xp_.concatenate(parts, axis=-1))
 
     def heads(self, y):

@@ -58,16 +58,19 @@ def transpose(x, shifts) -> np.ndarray:
 
 def load_task(kind: str, args, log=print) -> Task:
     """The ``kind`` task's data as the command line names it (--data or --groove-data, --cache,
-    --no-cache, --bars, --hop-bars, --limit, --roll-mode); every split must have windows."""
+    --no-cache, --bars, --hop-bars, --limit, --split-seed, --roll-mode); every split must have
+    windows."""
     progress = getattr(args, "progress", False)
     if kind == "humanisation":
         data = dd.load_groove(args.groove_data, cache=args.cache, use_cache=not args.no_cache,
                               progress=progress, log=log, bars=args.bars, hop_bars=args.hop_bars,
                               limit=args.limit)
     else:
+        # the default split's settings stay as before, so its cached dataset is still found
+        split = {"split_seed": args.split_seed} if getattr(args, "split_seed", 0) else {}
         data = dd.load_lakh(args.data, cache=args.cache, use_cache=not args.no_cache,
                             progress=progress, log=log, bars=args.bars, hop_bars=args.hop_bars,
-                            limit=args.limit)
+                            limit=args.limit, **split)
     for s in dd.SPLITS:
         if data.size(s) == 0:
             raise UsageError(f"{kind}: the {s} split has no windows (too few files: raise --limit)")

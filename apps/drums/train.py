@@ -326,6 +326,7 @@ def hyperparameters(args, kind: str) -> dict:
             "beta": args.beta, "free_bits": args.free_bits, "dropout": args.dropout,
             "input_dropout": args.input_dropout, "transpose": getattr(args, "transpose", 0),
             "seed": args.seed, "task": kind, "bars": args.bars, "hop_bars": args.hop_bars,
+            "split_seed": getattr(args, "split_seed", 0),
             "roll_mode": getattr(args, "roll_mode", "onset"), "limit": args.limit,
             "ss_rate": getattr(args, "ss_rate", 0.0), "ss_mode": getattr(args, "ss_mode", "sample"),
             "select": getattr(args, "select", "loss"),
@@ -342,6 +343,7 @@ def architecture(args) -> dict:
             "phrase_subs": getattr(args, "phrase_subs", 2),
             "position": getattr(args, "position", False),
             "local": getattr(args, "local", False),
+            "bar_rhythm": getattr(args, "bar_rhythm", False),
             "feedback": not getattr(args, "no_feedback", False)}
     if getattr(args, "sub_bars", None):
         arch["sub_steps"] = args.sub_bars * groove.STEPS_PER_BAR
@@ -357,6 +359,7 @@ def fit(kind: str, args, log=print) -> tuple:
         hp = ck.config["hp"]
         for k in ("bars", "hop_bars", "limit", "roll_mode"):
             setattr(args, k, hp[k])
+        args.split_seed = hp.get("split_seed", 0)
         run_dir = args.out or os.path.dirname(os.path.abspath(args.resume))
         cfg = DrumConfig.from_json(ck.config["model"])
     else:

@@ -37,8 +37,8 @@ def runs(tmp_path_factory):
                      "--out", g, *common]) == 0
     a = str(base / "accomp")
     assert app.main(["train", "--limit", LIMIT, "--epochs", "1", "--stage-epochs", "1",
-                     "--ss-rate", "3", "--position", "--local", "--judge-epochs", "2",
-                     "--roll-mode", "velocity",
+                     "--ss-rate", "3", "--position", "--local", "--bar-rhythm",
+                     "--judge-epochs", "2", "--roll-mode", "velocity",
                      "--pretrained", os.path.join(g, "best.npz"), "--out", a, *common]) == 0
     return {"base": base, "cache": cache, "groove": g, "accomp": a, "common": common}
 
@@ -75,6 +75,8 @@ def test_train_layer_wise_and_evaluation(runs):
     # by the free-running F1 on validation
     assert s["history"][-1]["tf_ratio"] < 1 and 0 <= s["history"][-1]["val_free_f1"] <= 1
     assert s["hyperparameters"]["architecture"]["local"] is True
+    assert s["hyperparameters"]["architecture"]["bar_rhythm"] is True
+    assert s["model"]["bar_rhythm"] is True
     assert s["hyperparameters"]["roll_mode"] == "velocity"
     # the one table: every row, the judges' AUCs in [0, 1] for every generated row
     keys = [r["key"] for r in ev["table"]]

@@ -241,6 +241,7 @@ def test_transfer_of_the_decoder_side():
     dict(conductor_levels=2, phrase_subs=2),
     dict(enc_layers=2),
     dict(position=True, local=True),
+    dict(position=True, bar_rhythm=True),
     dict(conductor_levels=2, phrase_subs=3, enc_layers=2, position=True),
 ])
 def test_gradient_check_of_the_free_running_options(options):
@@ -289,6 +290,28 @@ def test_extras_are_the_bar_position_and_the_onsets():
     np.testing.assert_array_equal(np.argmax(e[0, :, :16], -1), np.arange(20) % 16)
     assert e[0, 3, 17] == 0.75 and e[1, 17, 18] == 1.0 and e[..., 16:].sum() == 1.75
     assert model.extras(x, 24, 2).shape == (2, 24, 19)       # past the inputs' end: zeros
+
+
+def test_bar_rhythm_is_each_streams_onsets_over_the_bar_of_the_step():
+    """r_t: for every step of a bar, the same 16 x 3 onsets of that bar (zeros past the
+    inputs' end), after pos_t and a_t."""
+    model = _tiny(position=True, local=True, bar_rhythm=True)
+    x = [np.zeros((2, 40, f)) for f in IN]
+    x[1][0, 19, :3] = 1                     # bar 1 (steps 16-31), its step 3, stream 1: 0.75
+    x[0][1, 33, :] = 1                      # bar 2 (steps 32-47, the inputs end at 40): 1.0
+    e = model.extras(x, 48, 2)
+    assert e.shape == (2, 48, 16 + 3 + 48) and model.n_extra == 67
+    r = e[..., 19:].reshape(2, 48, 3, 16)
+    np.testing.assert_array_equal(r[0, 16:32, 1, 3], 0.75)      # every step of bar 1 reads it
+    assert r[0, :16].sum() == 0 and r[0, 32:].sum() == 0 and r[0, 16:32].sum() == 16 * 0.75
+    np.testing.assert_array_equal(r[1, 32:48, 0, 1], 1.0)
+    assert r[1].sum() == 16 * 1.0
+    # a_t is the same onsets read at the step itself
+    np.testing.assert_array_equal(e[0, :, 17], [0.75 if t == 19 else 0 for t in range(48)])
+    # a window that starts mid-bar: bar boundaries follow start_step
+    e4 = model.extras([a[:, 4:] for a in x], 36, 2, start_step=4)
+    r4 = e4[..., 19:].reshape(2, 36, 3, 16)
+    np.testing.assert_array_equal(r4[0, 12:28, 1, 3], 0.75)     # steps 16..31 of the song
 
 
 def test_scheduled_sampling_feeds_the_models_own_outputs():

@@ -40,26 +40,31 @@ def _abc():
     return model, step
 
 
-def _drums():
-    from apps.drums.loss import DrumLoss  # noqa: PLC0415
-    from apps.drums.model import build_model  # noqa: PLC0415
+def _drums(**options):
+    """A tiny drum model with the decoder options ``options`` (position, local, bar_rhythm)."""
 
-    model = build_model("tiny", inputs=(6, 5), dropout=0.0, input_dropout=0.0)
-    rng = np.random.default_rng(1)
-    T = 2 * model.cfg.sub_steps
-    x = [rng.random((2, T, 6)).astype(np.float32), rng.random((2, T, 5)).astype(np.float32)]
-    hvo = np.concatenate([(rng.random((2, T, 9)) < 0.3), rng.random((2, T, 18))], -1)
-    hvo = hvo.astype(np.float32)
-    eps = rng.standard_normal((2, model.cfg.latent)).astype(np.float32)
+    def make():
+        from apps.drums.loss import DrumLoss  # noqa: PLC0415
+        from apps.drums.model import build_model  # noqa: PLC0415
 
-    def step(m, xp):
-        loss_fn = DrumLoss()
-        out = m([xp.asarray(a) for a in x], xp.asarray(hvo), eps=xp.asarray(eps))
-        loss, _ = loss_fn(out, xp.asarray(hvo))
-        m.backward(loss_fn.backward())
-        return loss
+        model = build_model("tiny", inputs=(6, 5), dropout=0.0, input_dropout=0.0,
+                            **options)
+        rng = np.random.default_rng(1)
+        T = 2 * model.cfg.sub_steps
+        x = [rng.random((2, T, 6)).astype(np.float32), rng.random((2, T, 5)).astype(np.float32)]
+        hvo = np.concatenate([(rng.random((2, T, 9)) < 0.3), rng.random((2, T, 18))], -1)
+        hvo = hvo.astype(np.float32)
+        eps = rng.standard_normal((2, model.cfg.latent)).astype(np.float32)
 
-    return model, step
+        def step(m, xp):
+            loss_fn = DrumLoss()
+            out = m([xp.asarray(a) for a in x], xp.asarray(hvo), eps=xp.asarray(eps))
+            loss, _ = loss_fn(out, xp.asarray(hvo))
+            m.backward(loss_fn.backward())
+            return loss
+
+        return model, step
+    return make
 
 
 def _melody_lstm():
@@ -165,7 +170,9 @@ def _voice(kind, n_classes, aux=0):
     return make
 
 
-APPS = {"abc_tunes": _abc, "drums": _drums, "melody_lstm": _melody_lstm,
+APPS = {"abc_tunes": _abc, "drums": _drums(),
+        "drums_bar_rhythm": _drums(position=True, local=True, bar_rhythm=True),
+        "melody_lstm": _melody_lstm,
         "melody_vae_mlp": _melody_vae("mlp"), "melody_vae_seq": _melody_vae("seq"),
         "next_note": _next_note, "digits_cnn": _digits(),
         "digits_cnn_pool_3x2": _digits("cnn_pool", (3, 2)), "voice_conv_vae": _voice("conv", 0),
