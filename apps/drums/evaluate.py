@@ -469,6 +469,9 @@ def cmd_evaluate(args, log=print) -> dict:
     hp = ck.config["hp"]
     for k in ("bars", "hop_bars", "limit", "roll_mode"):
         setattr(args, k, hp[k])
+    if getattr(args, "split_seed", 0) not in (0, hp.get("split_seed", 0)):
+        log(f"note: --split-seed {args.split_seed} ignored: a checkpoint is evaluated on the "
+            f"split it was trained on (split seed {hp.get('split_seed', 0)})")
     args.split_seed = hp.get("split_seed", 0)     # checkpoints from before the option: 0
     task = load_task(ck.config["task"], args, log)
     if ck.config["task"] == "humanisation":

@@ -2,6 +2,7 @@
 clear errors for songs the drum model cannot use; on small real slices of Lakh and Groove MIDI."""
 from __future__ import annotations
 
+import argparse
 import os
 
 import numpy as np
@@ -9,6 +10,7 @@ import pytest
 
 from apps.drums import data as dd
 from apps.drums import groove
+from apps.drums.tasks import load_task
 from apps.music import midi
 from conftest import SHARED_DATA
 
@@ -187,10 +189,6 @@ def test_lakh_windows_targets_and_split(lakh, cache):
 def test_split_seed_draws_another_split_of_the_same_songs(lakh, cache):
     """--split-seed: the same songs and windows' drums, other titles held out; 0 (the default)
     is the reported split and finds the same cached dataset."""
-    import argparse
-
-    from apps.drums.tasks import load_task
-
     args = argparse.Namespace(data=None, cache=cache, no_cache=False, bars=8, hop_bars=2,
                               limit=14, progress=False, roll_mode="onset")
     before = load_task("accompaniment", args, lambda *a: None).data       # no such option
