@@ -55,7 +55,7 @@ def test_pretrain_groove_reports_humanisation(runs):
         assert os.path.getsize(os.path.join(runs["groove"], f)) > 0
 
 
-def test_train_layer_wise_and_evaluation(runs):
+def test_train_layer_wise_and_evaluation(runs, capsys):
     s = json.loads(open(os.path.join(runs["accomp"], "summary.json")).read())
     stages = [h["stage"] for h in s["history"]]
     assert stages == list(STAGE_ORDER) + ["fine-tune"]        # output -> input, then all
@@ -93,8 +93,11 @@ def test_train_layer_wise_and_evaluation(runs):
     assert len(real["hits_per_bar"]) == 9 and real["hits_per_bar_total"] > 0
     assert ev["groove"]["drum machine (rock beat)"]["hihat_velocity_spread"] == 0.0
     out = str(runs["base"] / "evaluation.json")
+    capsys.readouterr()
     assert app.main(["evaluate", "--checkpoint", os.path.join(runs["accomp"], "best.npz"),
-                     "--cache", runs["cache"], "--no-progress", "--out", out]) == 0
+                     "--cache", runs["cache"], "--no-progress", "--out", out,
+                     "--split-seed", "3"]) == 0
+    assert "--split-seed 3 ignored" in capsys.readouterr().out   # scored on its own split
     again = json.loads(open(out).read())["evaluation"]
     assert again["thresholds"] == ev["thresholds"]
     assert again["drum_machine"] == pytest.approx(ev["drum_machine"])
