@@ -32,7 +32,7 @@ from .judge import (
 )
 from .loss import drum_metrics
 from .model import load_model
-from .tasks import K, Task, load_task
+from .tasks import K, Task, load_task, use_run_data_settings
 
 #: the seed report's held-out table (section 5.1), for comparison
 SEED_TABLE = {"accuracy": 0.9178, "precision": 0.6382, "recall": 0.7764, "note_loss": 0.3437,
@@ -467,12 +467,10 @@ def cmd_evaluate(args, log=print) -> dict:
     (judge.npz, judge_hits.npz beside it, or --judge)."""
     model, ck = load_model(args.checkpoint)
     hp = ck.config["hp"]
-    for k in ("bars", "hop_bars", "limit", "roll_mode"):
-        setattr(args, k, hp[k])
     if getattr(args, "split_seed", 0) not in (0, hp.get("split_seed", 0)):
         log(f"note: --split-seed {args.split_seed} ignored: a checkpoint is evaluated on the "
             f"split it was trained on (split seed {hp.get('split_seed', 0)})")
-    args.split_seed = hp.get("split_seed", 0)     # checkpoints from before the option: 0
+    use_run_data_settings(args, hp)
     task = load_task(ck.config["task"], args, log)
     if ck.config["task"] == "humanisation":
         res = {"humanisation": evaluate_humanisation(model, task, log)}

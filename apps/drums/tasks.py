@@ -56,6 +56,17 @@ def transpose(x, shifts) -> np.ndarray:
     return out
 
 
+#: the data settings a run records in its hyperparameters, read back by resume and evaluate
+DATA_SETTINGS = ("bars", "hop_bars", "limit", "roll_mode", "split_seed")
+
+
+def use_run_data_settings(args, hp: dict) -> None:
+    """Set ``args``' data options to those a run was trained with (``hp``: its checkpoint's
+    hyperparameters; runs from before ``--split-seed`` used split 0)."""
+    for k in DATA_SETTINGS:
+        setattr(args, k, hp.get(k, 0) if k == "split_seed" else hp[k])
+
+
 def load_task(kind: str, args, log=print) -> Task:
     """The ``kind`` task's data as the command line names it (--data or --groove-data, --cache,
     --no-cache, --bars, --hop-bars, --limit, --split-seed, --roll-mode); every split must have

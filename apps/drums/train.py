@@ -41,7 +41,7 @@ from .evaluate import (
 )
 from .loss import DrumLoss, LossConfig
 from .model import PRESETS, DrumConfig, DrumVAE, Sampling, load_model, transfer_decoder
-from .tasks import K, Task, load_task
+from .tasks import K, Task, load_task, use_run_data_settings
 
 #: the layer-wise schedule's groups (DrumVAE.groups()), from the output towards the input
 STAGE_ORDER = ("heads", "decoder", "init_state", "conductor", "bottleneck", "merge",
@@ -357,9 +357,7 @@ def fit(kind: str, args, log=print) -> tuple:
         if ck.config.get("app") != APP:
             raise nn.CheckpointError(f"{args.resume}: not a {APP} checkpoint")
         hp = ck.config["hp"]
-        for k in ("bars", "hop_bars", "limit", "roll_mode"):
-            setattr(args, k, hp[k])
-        args.split_seed = hp.get("split_seed", 0)
+        use_run_data_settings(args, hp)
         run_dir = args.out or os.path.dirname(os.path.abspath(args.resume))
         cfg = DrumConfig.from_json(ck.config["model"])
     else:
