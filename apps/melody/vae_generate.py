@@ -129,7 +129,10 @@ def interpolation_report(notes_vae, rhythm_vae, N, R, L, steps: int, pairs: int,
     """Interpolations between held-out segments 0 and 1 (written as interp_<k>.mid + files) and
     between ``pairs`` random pairs: per step, the share of events that change; how far apart the
     two ends are; the path efficiency (``path_efficiency``: 1.0 = no detour); how many steps
-    change nothing or more than half the melody; and the same figures for each stream alone
+    change nothing or more than half the melody; at each step k, the mean share of events that
+    differ from the first melody and from the last (``distance_from_start``/``_end``: an even
+    morph rises and falls in equal steps, a switch stays at 0 and jumps; MusicVAE's Hamming
+    distance to the endpoints, in edits); and the same figures for each stream alone
     (``streams``: the notes VAE's pitches, the rhythm VAE's durations), to tell which VAE
     wanders."""
     out = {"steps": steps, "files": [], "first_pair": {}}
@@ -137,7 +140,7 @@ def interpolation_report(notes_vae, rhythm_vae, N, R, L, steps: int, pairs: int,
     if n < 2 or steps < 2:
         return out
     chosen = [(0, 1)] + [tuple(rng.choice(n, 2, replace=False)) for _ in range(pairs)]
-    per_step, ends, effs, jumps, still = [], [], [], 0, 0
+    per_step, ends, effs, jumps, still, to_ends = [], [], [], 0, 0, []
     streams = {"notes": [], "rhythm": []}
     for j, (a, b) in enumerate(chosen):
         nc, nl, rc, rl = interpolate_streams(notes_vae, rhythm_vae, (N[a], R[a], L[a]),
@@ -157,6 +160,7 @@ def interpolation_report(notes_vae, rhythm_vae, N, R, L, steps: int, pairs: int,
             continue
         per_step += ch
         ends.append(change_share(mels[0], mels[-1]))
+        to_ends.append([[change_share(m, mels[0]), change_share(m, mels[-1])] for m in mels])
         effs.append(eff)
         jumps += sum(c > 0.5 for c in ch)
         still += sum(c == 0 for c in ch)
@@ -171,6 +175,8 @@ def interpolation_report(notes_vae, rhythm_vae, N, R, L, steps: int, pairs: int,
                     "median_path_efficiency": float(np.median(effs)),
                     "steps_changing_over_half": jumps / len(per_step),
                     "steps_changing_nothing": still / len(per_step),
+                    "distance_from_start": np.mean(to_ends, axis=0)[:, 0].tolist(),
+                    "distance_from_end": np.mean(to_ends, axis=0)[:, 1].tolist(),
                     "streams": {k: _path_figures(v) for k, v in streams.items()}})
     return out
 
@@ -215,4 +221,21 @@ def interpolate_cmd(args) -> list:
     ch = [change_share(m1, m2) for m1, m2 in zip(mels[:-1], mels[1:])]
     print("share of events changed per step: " + " ".join(f"{c:.2f}" for c in ch)
           + f"; path efficiency {path_efficiency([list(zip(*m)) for m in mels]):.2f}")
+    print("share of events that differ from song a / from song b at each step: "
+          + " ".join(f"{change_share(m, mels[0]):.2f}/{change_share(m, mels[-1]):.2f}"
+                     for m in mels))
     return paths
+
+
+def interpolation_summary(ip: dict) -> str:
+    """One line for the log from ``interpolation_report``'s figures ('' without pairs)."""
+    if "mean_change_per_step" not in ip:
+        return ""
+    even = ip["mean_end_to_end_change"] / (ip["steps"] - 1)
+    return (f"interpolations ({ip['pairs']} held-out pairs, {ip['steps']} steps): "
+            f"{ip['mean_change_per_step']:.2f} of the events change per step (an even path: "
+            f"{even:.2f}), path efficiency {ip['mean_path_efficiency']:.2f}, steps changing "
+            f"nothing {ip['steps_changing_nothing']:.0%}, over half "
+            f"{ip['steps_changing_over_half']:.0%}; "
+            "differing from the first song by step "
+            + " ".join(f"{d:.2f}" for d in ip["distance_from_start"]))

@@ -47,7 +47,12 @@ from .vae_build import (
     make_loss,
     model_input,
 )
-from .vae_generate import interpolation_report, sample_melodies, write_melody
+from .vae_generate import (
+    interpolation_report,
+    interpolation_summary,
+    sample_melodies,
+    write_melody,
+)
 
 APP = "melody_vae"
 
@@ -279,6 +284,8 @@ def train(args) -> dict:
                                   args.interp_steps, args.interp_pairs, run,
                                   np.random.default_rng(args.seed + 1))
     files += interp.pop("files")
+    if interpolation_summary(interp):
+        print(interpolation_summary(interp))
     summary = {
         "app": APP, "subset": args.subset, "train_half": args.train_half,
         "val_frac": args.val_frac, "seed": args.seed, "preset": args.preset,

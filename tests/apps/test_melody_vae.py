@@ -412,11 +412,22 @@ def test_interpolation_report_figures(tmp_path, far):
         assert ip["mean_change_per_step"] == notes["mean_change_per_step"] == 1.0
         assert ip["mean_path_efficiency"] == notes["mean_path_efficiency"] == 0.25
         assert ip["steps_changing_over_half"] == 1.0
+        # 60, 62, 65, 68, 70: every step differs from both ends except the ends themselves
+        assert ip["distance_from_start"] == [0.0, 1.0, 1.0, 1.0, 1.0]
+        assert ip["distance_from_end"] == [1.0, 1.0, 1.0, 1.0, 0.0]
     else:
         assert ip["first_pair"]["change_per_step"] == [0.0, 0.0, 1.0, 0.0]
         assert ip["mean_change_per_step"] == notes["mean_change_per_step"] == 0.25
         assert ip["mean_path_efficiency"] == ip["median_path_efficiency"] == 1.0
         assert ip["steps_changing_nothing"] == 0.75
+        # 60, 60, 60, 61, 61 (or 61, 61, 60, 60, 60 for a pair drawn the other way round):
+        # a switch, every melody on the way equal to one end or the other
+        start, end = ip["distance_from_start"], ip["distance_from_end"]
+        assert start[:2] == [0.0, 0.0] and start[3:] == [1.0, 1.0] and 0 < start[2] < 1
+        assert np.allclose(np.add(start, end), 1.0)
+        line = vae_generate.interpolation_summary(ip)
+        assert "0.25 of the events change per step (an even path: 0.25)" in line
+        assert line.endswith(f"by step 0.00 0.00 {start[2]:.2f} 1.00 1.00")
     assert (tmp_path / "interp_4.mid").is_file()
 
 
