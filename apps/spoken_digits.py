@@ -18,6 +18,10 @@ and adds convolutions and dropout for harder tasks. Here, on the Free Spoken Dig
         --search-freq-pool 2,2 3,2 --inner-folds 2 --ensemble 3 --tta
                                       # the best LOSO figures (docs/digits.md): frequency
                                       # pooling chosen by inner CV, 3 seeds, 5 speeds
+    python apps/spoken_digits.py loso --model cnn_pool --epochs 40 --augment shift,noise \\
+        --freq-pool 3 2 --search-scale db pcen db+pcen --inner-folds 2 --tta
+                                      # front ends chosen by inner CV: dB, PCEN, or a model
+                                      # on each, averaged
     python apps/spoken_digits.py speakers                      # speaker identification, 6 classes
     python apps/spoken_digits.py evaluate runs/spoken_digits/<run>/model.npz
     python apps/spoken_digits.py predict my_seven.wav          # the latest run's model
@@ -31,11 +35,12 @@ loudness ramps, background noise at random SNRs, SpecAugment masks. --cmvn utter
 each recording's coefficients over time before the training-set statistics.
 
 Features (apps/audio/features.py): silence trimmed, hop chosen per recording so every word fills
-50 frames (the seed's rule), mel spectrogram in dB relative to its loudest bin; standardised per
-mel band with statistics from the training examples only. Models (apps/digits/model.py):
-MLP (flattened image, Dense 256, Dense 128, dropout, softmax) and CNN (2 x [Conv 3x3, ReLU,
-MaxPool 2], dropout, Dense 128, dropout, softmax), trained with Adam on the softmax cross-entropy
-(apps/digits/train.py).
+50 frames (the seed's rule), mel spectrogram in dB relative to its loudest bin (or, with
+--scale pcen, per-channel energy normalisation: each band over its own recent level);
+standardised per mel band with statistics from the training examples only.
+Models (apps/digits/model.py): MLP (flattened image, Dense 256, Dense 128, dropout, softmax)
+and CNN (2 x [Conv 3x3, ReLU, MaxPool 2], dropout, Dense 128, dropout, softmax), trained with
+Adam on the softmax cross-entropy (apps/digits/train.py).
 
 Each run writes in its folder (default runs/spoken_digits/<timestamp>/, or --out): model.npz
 (checkpoint: weights, feature config, normalisation), confusion.png, training.png and
@@ -55,7 +60,7 @@ if __package__ in (None, ""):  # run as a script: make the project root importab
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from apps.audio import fsdd
-from apps.audio.features import Standardizer
+from apps.audio.features import SCALES, Standardizer
 from apps.common.cli import (
     nonnegative_float,
     nonnegative_int,
@@ -111,6 +116,16 @@ def trim_db(text: str) -> float | None:
     return positive_float(text)
 
 
+def scale_set(text: str) -> tuple:
+    """--search-scale db+pcen: feature scales joined by '+', each once."""
+    parts = tuple(text.split("+"))
+    bad = [p for p in parts if p not in SCALES]
+    if bad or len(set(parts)) != len(parts):
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: give feature scales from {', '.join(SCALES)} joined by '+', each once")
+    return parts
+
+
 def freq_pool(text: str) -> tuple:
     """--search-freq-pool 3,2: two positive numbers of mel bands, comma-separated."""
     parts = text.split(",")
@@ -158,6 +173,11 @@ def build_parser() -> argparse.ArgumentParser:
                            metavar="F1,F2",
                            help="candidate CNN frequency poolings, e.g. 2,2 3,2 (default: "
                                 "--freq-pool alone)")
+            q.add_argument("--search-scale", type=scale_set, nargs="+", default=None,
+                           metavar="SCALES",
+                           help="candidate front ends, e.g. db pcen db+pcen: a '+' joins scales "
+                                "into an ensemble of one model per scale (default: --scale "
+                                "alone)")
             q.add_argument("--ensemble", type=positive_int, default=1, metavar="K",
                            help="final models per fold, from seeds seed .. seed+K-1, their "
                                 "log-probabilities averaged (default 1)")
@@ -216,6 +236,10 @@ def build_parser() -> argparse.ArgumentParser:
                             "one before the features (default 30), or none")
         q.add_argument("--top-db", type=positive_float, default=80.0, metavar="DB",
                        help="floor of the dB features: DB below the loudest bin (default 80)")
+        q.add_argument("--scale", choices=SCALES, default="db",
+                       help="db: decibels below the clip's loudest bin; pcen: per-channel "
+                            "energy normalisation, each band over its own recent level "
+                            "(apps/audio/mel.py (7)-(8))")
         q.add_argument("--fmin", type=nonnegative_float, default=0.0, metavar="HZ",
                        help="lowest frequency of the mel bands (default 0)")
         q.add_argument("--val-fraction", type=unit_interval, default=0.1,

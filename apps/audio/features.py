@@ -18,7 +18,9 @@ Pipeline (``extract``), for one mono signal at ``sr``:
        fills the n_frames columns whatever its duration; 'fixed' mode: pad or cut the signal to
        ``duration`` seconds and use one hop for all;
     3. mel spectrogram (n_mels, frames), in dB relative to its loudest bin (power_to_db with
-       ref = max, floor top_db below): the recording level does not matter;
+       ref = max, floor top_db below): the recording level does not matter; or, with
+       ``scale`` 'pcen', the magnitude mel spectrogram through per-channel energy normalisation
+       (mel.pcen: each band over its own smoothed level; the level barely matters either);
     4. 'mel': that image; 'mfcc': the first n_mfcc rows of its DCT-II (mfcc.py); 'both': the
        two stacked vertically, (n_mels + n_mfcc, n_frames).
 Output: float32 (height, n_frames). ``Standardizer`` then subtracts means and divides by standard
@@ -30,12 +32,14 @@ from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
-from .mel import melspectrogram, power_to_db
+from .mel import melspectrogram, pcen, power_to_db
 from .mfcc import dct_matrix
 from .wav import AudioError, pad_or_trim, trim_silence
 
 KINDS = ("mel", "mfcc", "both")
 TIME_MODES = ("stretch", "fixed")
+SCALES = ("db", "pcen")
+PCEN_INPUT_SCALE = 2.0 ** 31   # librosa's advice: signals in [-1, 1] scaled like 32-bit PCM
 
 
 def hop_length_for(n_samples: int, n_frames: int, exact: bool = False) -> int:
@@ -88,10 +92,13 @@ class FeatureConfig:
     trim_db: float | None = 30.0 # silence trimming threshold (None: no trimming)
     time_mode: str = "stretch"   # 'stretch' (hop per recording, the seed's) or 'fixed'
     duration: float = 1.0        # seconds, 'fixed' mode only
+    scale: str = "db"            # 'db' (decibels below the loudest bin) or 'pcen'
 
     def __post_init__(self):
         if self.kind not in KINDS:
             raise ValueError(f"feature kind must be one of {KINDS}, got {self.kind!r}")
+        if self.scale not in SCALES:
+            raise ValueError(f"scale must be one of {SCALES}, got {self.scale!r}")
         if self.time_mode not in TIME_MODES:
             raise ValueError(f"time_mode must be one of {TIME_MODES}, got {self.time_mode!r}")
         if self.kind != "mel" and not 1 <= self.n_mfcc <= self.n_mels:
@@ -137,14 +144,19 @@ def extract(y, cfg: FeatureConfig):
         hop = hop_length_for(y.size, cfg.n_frames)
     else:
         hop = hop_length_for(int(round(cfg.duration * cfg.sr)), cfg.n_frames)
-    S = melspectrogram(y.astype(np.float64), sr=cfg.sr, n_fft=cfg.n_fft, hop_length=hop,
-                       n_mels=cfg.n_mels, fmin=cfg.fmin, fmax=cfg.fmax, htk=cfg.htk)
-    S_db = fit_frames(power_to_db(S, ref=np.max, top_db=cfg.top_db), cfg.n_frames)
-    if cfg.kind == "mel":
-        out = S_db
+    mel_args = dict(sr=cfg.sr, n_fft=cfg.n_fft, hop_length=hop, n_mels=cfg.n_mels,
+                    fmin=cfg.fmin, fmax=cfg.fmax, htk=cfg.htk)
+    if cfg.scale == "pcen":
+        S = melspectrogram(y.astype(np.float64) * PCEN_INPUT_SCALE, power=1.0, **mel_args)
+        image = fit_frames(pcen(S, cfg.sr, hop), cfg.n_frames)
     else:
-        C = dct_matrix(cfg.n_mfcc, cfg.n_mels) @ S_db
-        out = C if cfg.kind == "mfcc" else np.concatenate([S_db, C], axis=0)
+        S = melspectrogram(y.astype(np.float64), **mel_args)
+        image = fit_frames(power_to_db(S, ref=np.max, top_db=cfg.top_db), cfg.n_frames)
+    if cfg.kind == "mel":
+        out = image
+    else:
+        C = dct_matrix(cfg.n_mfcc, cfg.n_mels) @ image
+        out = C if cfg.kind == "mfcc" else np.concatenate([image, C], axis=0)
     return out.astype(np.float32)
 
 

@@ -24,6 +24,18 @@ high-frequency band does not outweigh a narrow low one:
 The mel spectrogram maps a power spectrogram P = |STFT|^2 (1 + n_fft // 2, frames) to
 (n_mels, frames):  S_mel = M @ P   (5); decibels: S_db = 10 log10(max(amin, S) / ref), floored
 at max(S_db) - top_db  (6). Shapes: batches (..., bins, frames) are fine; NumPy or CuPy.
+
+Per-channel energy normalisation (Wang et al. 2017, "Trainable frontend for robust and
+far-field keyword spotting"; librosa.pcen), the alternative to decibels: each band divided by
+its own recent level, then compressed,
+
+    M[t] = (1 - b) M[t-1] + b E[t],   M[-1] = E[0]  (a smoother over frames, per band)     (7)
+    PCEN[t] = (E[t] / (eps + M[t])^alpha + delta)^r - delta^r                             (8)
+
+with b from the time constant T (seconds) as librosa chooses it, t_f = T sr / hop frames,
+b = (sqrt(1 + 4 t_f^2) - 1) / (2 t_f^2). A band's steady level (the room, the microphone's
+colour, the voice's loudness) is divided out, while onsets, such as a quiet /s/ after
+silence, stand out against their band's own past.
 """
 from __future__ import annotations
 
@@ -151,6 +163,22 @@ def power_to_db(S, ref=1.0, amin: float = 1e-10, top_db: float | None = 80.0):
             raise ValueError(f"top_db must be >= 0, got {top_db}")
         log_spec = xp.maximum(log_spec, log_spec.max() - top_db)
     return log_spec
+
+
+def pcen(E, sr: float, hop_length: int, gain: float = 0.98, bias: float = 2.0,
+         power: float = 0.5, time_constant: float = 0.4, eps: float = 1e-6):
+    """Per-channel energy normalisation of a (..., n_mels, frames) mel spectrogram E >= 0,
+    equations (7)-(8); librosa.pcen's defaults, with the smoother started at the first frame's
+    level (librosa starts it at 1, which makes the first frames of a short clip loud). NumPy."""
+    from scipy.signal import lfilter
+
+    E = np.asarray(E, dtype=np.float64)
+    if E.ndim < 2 or np.any(E < 0):
+        raise ValueError("pcen needs a non-negative spectrogram (..., bands, frames)")
+    t_frames = time_constant * sr / float(hop_length)
+    b = (np.sqrt(1 + 4 * t_frames ** 2) - 1) / (2 * t_frames ** 2)
+    M, _ = lfilter([b], [1, b - 1], E, axis=-1, zi=(1 - b) * E[..., :1])          # (7)
+    return (E / (eps + M) ** gain + bias) ** power - bias ** power                   # (8)
 
 
 def db_to_power(S_db, ref: float = 1.0):

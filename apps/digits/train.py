@@ -249,7 +249,8 @@ def feature_config(args) -> FeatureConfig:
     time_mode = args.time_mode or ("fixed" if args.model == "cnn_pool" else "stretch")
     cfg = FeatureConfig(kind=args.features, n_mels=args.n_mels, n_frames=args.frames,
                         n_mfcc=args.n_mfcc, time_mode=time_mode,
-                        trim_db=args.trim_db, top_db=args.top_db, fmin=args.fmin)
+                        trim_db=args.trim_db, top_db=args.top_db, fmin=args.fmin,
+                        scale=args.scale)
     if cfg.fmin >= cfg.sr / 2:  # refused here, before a run folder exists
         raise UsageError(f"--fmin {cfg.fmin:g}: the mel bands must start below half the sample "
                          f"rate ({cfg.sr / 2:g} Hz)")

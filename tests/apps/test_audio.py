@@ -32,6 +32,7 @@ from apps.audio.mel import (
     mel_frequencies,
     mel_to_hz,
     melspectrogram,
+    pcen,
     power_to_db,
 )
 from apps.audio.mfcc import dct_matrix, inverse_mfcc, mfcc
@@ -188,6 +189,40 @@ def test_power_to_db_matches_librosa(speech, ref, amin, top_db):
         _rel_close(db_to_power(ours, ref=ref), np.maximum(S, amin), name="db_to_power")
     with pytest.raises(ValueError):
         power_to_db(S, amin=0)
+
+
+@pytest.mark.parametrize("hop,time_constant", [(81, 0.4), (160, 0.06)])
+def test_pcen_matches_librosa(speech, hop, time_constant):
+    """Equations (7)-(8) against librosa.pcen, given the same start of the smoother (ours: the
+    first frame's level; librosa's default would be 1)."""
+    y, sr = speech
+    E = librosa.feature.melspectrogram(y=y * 2.0 ** 31, sr=sr, n_fft=512, hop_length=hop,
+                                       n_mels=50, power=1.0)
+    t = time_constant * sr / hop
+    b = (np.sqrt(1 + 4 * t ** 2) - 1) / (2 * t ** 2)
+    theirs = librosa.pcen(E, sr=sr, hop_length=hop, time_constant=time_constant,
+                          zi=(1 - b) * E[:, :1])
+    _rel_close(pcen(E, sr, hop, time_constant=time_constant), theirs, name="pcen")
+    with pytest.raises(ValueError, match="non-negative"):
+        pcen(-E, sr, hop)
+
+
+def test_pcen_features_shape_and_level(speech):
+    """The pcen image has the dB image's shape; the recording level barely matters (a band is
+    divided by its own level to the power 0.98): the same clip 20 dB louder gives nearly the
+    same image."""
+    y, sr = speech
+    y = y.astype(np.float32)
+    for mode in ("stretch", "fixed"):
+        cfg = FeatureConfig(sr=sr, scale="pcen", time_mode=mode)
+        X = extract(y, cfg)
+        assert X.shape == cfg.shape and X.dtype == np.float32 and np.all(np.isfinite(X))
+        assert X.min() >= 0.0 and X.std() > 0.1
+        louder = extract(10 * y, cfg)
+        assert np.abs(louder - X).mean() < 0.1 * np.abs(X).mean()
+    assert not np.allclose(X, extract(y, FeatureConfig(sr=sr, time_mode="fixed")))
+    with pytest.raises(ValueError, match="scale"):
+        FeatureConfig(scale="log")
 
 
 @pytest.mark.parametrize("n_mfcc,n_mels,lifter", [(13, 50, 0), (20, 40, 0), (20, 128, 22)])

@@ -101,7 +101,7 @@ def test_loso_never_looks_at_the_held_out_speaker_while_choosing(tmp_path, monke
             assert set(row["per_speaker_accuracy"]) == set(names) - {f["held_out"]}
         best = max(f["inner_cv"], key=lambda r: r["mean"])
         assert f["chosen"] == {"augment": best["augment"], "cmvn": best["cmvn"],
-                               "freq_pool": [2, 2]}
+                               "freq_pool": [2, 2], "scales": ["db"]}
         assert (out / f"confusion_without_{f['held_out']}.png").exists()
         assert np.array(f["confusion"]).sum() == f["n_test"] == 20
     accs = summary["per_speaker_accuracy"]
@@ -117,7 +117,7 @@ def test_loso_with_one_candidate_skips_the_inner_cv_and_refuses_unknown_speakers
                     "--out", str(out), *TINY]) == 0
     fold = json.loads((out / "summary.json").read_text())["folds"][0]
     assert fold["inner_cv"] == [] and fold["chosen"] == {"augment": ["shift"], "cmvn": "dataset",
-                                                         "freq_pool": [2, 2]}
+                                                         "freq_pool": [2, 2], "scales": ["db"]}
     capsys.readouterr()
     assert sd.main(["loso", "--held-out", "nobody", "--out", str(tmp_path / "x"), *TINY]) == 2
     err = capsys.readouterr().err
@@ -150,3 +150,93 @@ def test_loso_chooses_the_frequency_pooling_by_inner_cv(tmp_path, capsys):
     assert "freq_pool=3,2" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         sd.main(["loso", "--search-freq-pool", "3"])
+
+
+def test_loso_chooses_the_front_end_and_averages_a_model_per_scale(tmp_path, monkeypatch,
+                                                                   capsys):
+    """--search-scale db pcen db+pcen: the inner CV trains one model per scale and speaker
+    group (the db+pcen row averages those same models' log-probabilities), never on or for
+    the held-out speaker; a chosen pair is retrained as one model per scale, both saved with
+    their own features, and the fold scored by their pooled answer."""
+    calls = []
+    real = loso_mod.fit_and_test
+
+    def spy(ds, task, hp, train_idx, test_idx, *a, **k):
+        calls.append((ds.cfg.scale, set(ds.speakers[train_idx]), set(ds.speakers[test_idx])))
+        return real(ds, task, hp, train_idx, test_idx, *a, **k)
+
+    monkeypatch.setattr(loso_mod, "fit_and_test", spy)
+    out = tmp_path / "scales"
+    assert sd.main(["loso", "--limit", "2", "--epochs", "2", "--val-fraction", "0.5",
+                    "--search-scale", "db", "pcen", "db+pcen", "--inner-folds", "2",
+                    "--held-out", "jackson", "--out", str(out), *TINY]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    fold = summary["folds"][0]
+    held = fsdd.speaker_names(fsdd.list_recordings(FSDD)).index("jackson")
+    inner = calls[:4]
+    assert [c[0] for c in inner] == ["db", "db", "pcen", "pcen"]
+    assert all(held not in tr and held not in te for _, tr, te in inner)
+    assert [r["scales"] for r in fold["inner_cv"]] == [["db"], ["pcen"], ["db", "pcen"]]
+    best = max(fold["inner_cv"], key=lambda r: r["mean"])
+    assert fold["chosen"]["scales"] == best["scales"]
+    final = calls[4:]
+    assert [c[0] for c in final] == best["scales"]
+    assert all(c[2] == {held} for c in final)
+    assert summary["feature_scales"] == ["db", "pcen"]
+    if len(best["scales"]) == 2:
+        _, _, cfg, _, _ = load_model(str(out / "model_without_jackson_pcen.npz"))
+        assert cfg.scale == "pcen"
+    _, _, cfg, _, _ = load_model(str(out / "model_without_jackson.npz"))
+    assert cfg.scale == best["scales"][0]
+    assert "scale=db+pcen" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        sd.main(["loso", "--search-scale", "db+db"])
+    assert "each once" in capsys.readouterr().err
+
+
+def test_inner_cv_scores_a_pair_of_front_ends_by_their_averaged_log_probabilities(monkeypatch):
+    """Two speakers (one group each), two classes: each scale's model is right on half of
+    each speaker's words, their averaged log-probabilities on three of four."""
+    from types import SimpleNamespace
+
+    proba = {"db": np.array([[.9, .1], [.9, .1], [.6, .4], [.6, .4]]),
+             "pcen": np.array([[.4, .6], [.2, .8], [.45, .55], [.3, .7]])}
+
+    def fake_fit(ds, task, hp, train_idx, test_idx, *a, **k):
+        assert not set(train_idx) & set(test_idx)
+        return SimpleNamespace(extra={"proba": proba[ds.cfg.scale][test_idx]})
+
+    def dataset(scale):
+        return SimpleNamespace(cfg=SimpleNamespace(scale=scale), recs=[0, 1, 2, 3],
+                               speakers=np.array([0, 0, 1, 1]), speaker_names=["a", "b"],
+                               digits=np.array([0, 1, 0, 1]), class_names=lambda t: ["0", "1"])
+
+    monkeypatch.setattr(loso_mod, "fit_and_test", fake_fit)
+    args = SimpleNamespace(val_fraction=0.1, seed=0, progress=False)
+    rows = loso_mod.inner_cv({"db": dataset("db"), "pcen": dataset("pcen")}, HParams(),
+                             [("db",), ("pcen",), ("db", "pcen")], np.arange(4), 2, args,
+                             log=lambda *a: None)
+    assert [r["per_speaker_accuracy"] for r in rows] == [
+        {"a": 0.5, "b": 0.5}, {"a": 0.5, "b": 0.5}, {"a": 0.5, "b": 1.0}]
+    assert [r["mean"] for r in rows] == [0.5, 0.5, 0.75]
+
+
+def test_a_front_end_pair_is_saved_as_two_checkpoints_that_predict_pools(tmp_path):
+    """--search-scale db+pcen alone: no inner CV; the fold's two models are saved with their
+    own features, and `predict` given both pools them (each hears the word through its own
+    front end)."""
+    from apps.digits.evaluate import predict_files
+
+    out = tmp_path / "pair"
+    assert sd.main(["loso", "--limit", "2", "--epochs", "1", "--search-scale", "db+pcen",
+                    "--held-out", "theo", "--out", str(out), *TINY]) == 0
+    fold = json.loads((out / "summary.json").read_text())["folds"][0]
+    assert fold["inner_cv"] == [] and fold["chosen"]["scales"] == ["db", "pcen"]
+    ckpts = [str(out / "model_without_theo.npz"), str(out / "model_without_theo_pcen.npz")]
+    assert [load_model(c)[2].scale for c in ckpts] == ["db", "pcen"]
+    wav = sorted(r.path for r in fsdd.list_recordings(FSDD) if r.speaker == "theo")[0]
+    alone = [predict_files([wav], c, top=10)[0][0][1] for c in ckpts]
+    pooled = dict(predict_files([wav], ckpts, top=10)[0][0][1])
+    p = np.array([[dict(a)[k] for k in sorted(pooled)] for a in alone])
+    geo = np.exp(np.log(p).mean(0))
+    assert np.allclose([pooled[k] for k in sorted(pooled)], geo / geo.sum(), atol=1e-5)
