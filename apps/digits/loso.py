@@ -229,7 +229,8 @@ def cmd_loso(args, log=print) -> int:
                       "best_epoch": max((h["epoch"] for h in res.history if h.get("best")),
                                         default=None),
                       "seconds": seconds})
-        pooled_note = (f" ({len(members)} models{', speeds pooled' if args.tta else ''}; the "
+        n_models = f"{len(members)} model{'s' if len(members) > 1 else ''}"
+        pooled_note = (f" ({n_models}{', speeds pooled' if args.tta else ''}; the "
                        f"first alone {single:.4f})" if len(members) > 1 or args.tta else "")
         log(f"[loso] held-out speaker {name}: accuracy {acc:.4f}{pooled_note} with "
             f"{label(best, best_set)} ({seconds:.0f} s)")
