@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -18,6 +19,7 @@ from apps.audio.features import FeatureConfig
 from apps.digits import loso as loso_mod
 from apps.digits.augment import AUGMENTS, Augmenter
 from apps.digits.data import load_dataset
+from apps.digits.evaluate import predict_files
 from apps.digits.model import HParams, fit_normaliser, load_model, prepare
 from apps.digits.train import make_augmenter, train_model
 from conftest import SHARED_DATA
@@ -197,8 +199,6 @@ def test_loso_chooses_the_front_end_and_averages_a_model_per_scale(tmp_path, mon
 def test_inner_cv_scores_a_pair_of_front_ends_by_their_averaged_log_probabilities(monkeypatch):
     """Two speakers (one group each), two classes: each scale's model is right on half of
     each speaker's words, their averaged log-probabilities on three of four."""
-    from types import SimpleNamespace
-
     proba = {"db": np.array([[.9, .1], [.9, .1], [.6, .4], [.6, .4]]),
              "pcen": np.array([[.4, .6], [.2, .8], [.45, .55], [.3, .7]])}
 
@@ -225,8 +225,6 @@ def test_a_front_end_pair_is_saved_as_two_checkpoints_that_predict_pools(tmp_pat
     """--search-scale db+pcen alone: no inner CV; the fold's two models are saved with their
     own features, and `predict` given both pools them (each hears the word through its own
     front end)."""
-    from apps.digits.evaluate import predict_files
-
     out = tmp_path / "pair"
     assert sd.main(["loso", "--limit", "2", "--epochs", "1", "--search-scale", "db+pcen",
                     "--held-out", "theo", "--out", str(out), *TINY]) == 0
