@@ -16,12 +16,12 @@ and adds convolutions and dropout for harder tasks. Here, on the Free Spoken Dig
                                       # inside the training speakers, per-fold report
     python apps/spoken_digits.py loso --model cnn_pool --epochs 40 --augment shift,noise \\
         --search-freq-pool 2,2 3,2 --inner-folds 2 --ensemble 3 --tta
-                                      # the best LOSO figures (docs/digits.md): frequency
-                                      # pooling chosen by inner CV, 3 seeds, 5 speeds
+                                      # frequency pooling chosen by inner CV, 3 seeds,
+                                      # 5 speeds (docs/digits.md)
     python apps/spoken_digits.py loso --model cnn_pool --epochs 40 --augment shift,noise \\
-        --freq-pool 3 2 --search-scale db pcen db+pcen --inner-folds 2 --tta
-                                      # front ends chosen by inner CV: dB, PCEN, or a model
-                                      # on each, averaged
+        --freq-pool 3 2 --search-scale db pcen db+pcen --tta
+                                      # front ends chosen by inner CV (one group per training
+                                      # speaker): dB, PCEN, or a model on each, averaged
     python apps/spoken_digits.py speakers                      # speaker identification, 6 classes
     python apps/spoken_digits.py evaluate runs/spoken_digits/<run>/model.npz
     python apps/spoken_digits.py predict my_seven.wav          # the latest run's model

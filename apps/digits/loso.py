@@ -27,7 +27,7 @@ model_without_<speaker>.npz.
     python apps/spoken_digits.py loso --search-augment shift shift,specaugment,vtlp \\
         --search-cmvn dataset utterance --search-freq-pool 2,2 3,2 --inner-folds 5
     python apps/spoken_digits.py loso --model cnn_pool --epochs 40 --augment shift,noise \\
-        --freq-pool 3 2 --search-scale db pcen db+pcen --inner-folds 2 --tta
+        --freq-pool 3 2 --search-scale db pcen db+pcen --tta
 """
 from __future__ import annotations
 
