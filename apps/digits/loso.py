@@ -83,11 +83,9 @@ def label(hp: HParams, scales=("db",)) -> str:
     return text + f" scale={'+'.join(scales)}"
 
 
-def per_speaker_accuracy(ds, idx, pred) -> dict:
-    """{speaker name: accuracy} of predictions ``pred`` for recordings ``idx``."""
-    spk = ds.speakers[idx]
-    return {ds.speaker_names[s]: round(float((pred[spk == s] == ds.digits[idx][spk == s]).mean()),
-                                       4) for s in sorted(set(spk))}
+def scales_in(sets) -> list:
+    """The feature scales a list of scale sets needs, each once, in order of appearance."""
+    return list(dict.fromkeys(s for ss in sets for s in ss))
 
 
 def inner_cv(dss, hp, sets, train_idx, k, args, log=print) -> list:
@@ -96,7 +94,7 @@ def inner_cv(dss, hp, sets, train_idx, k, args, log=print) -> list:
     models' log-probabilities averaged. dss: {scale: Dataset}, the same recordings."""
     ds = next(iter(dss.values()))
     logp = {}
-    for scale in dict.fromkeys(s for ss in sets for s in ss):
+    for scale in scales_in(sets):
         logp[scale] = np.zeros((len(ds.recs), len(ds.class_names("digit"))))
         for tr, va, names in speaker_groups(ds, train_idx, k):
             res = fit_and_test(dss[scale], "digit", hp, tr, va, args.val_fraction, args.seed,
@@ -106,7 +104,9 @@ def inner_cv(dss, hp, sets, train_idx, k, args, log=print) -> list:
     rows = []
     for ss in sets:
         pred = np.mean([logp[s][train_idx] for s in ss], axis=0).argmax(1)
-        per_speaker = per_speaker_accuracy(ds, train_idx, pred)
+        per_speaker = classification_report(
+            ds.digits[train_idx], pred, ds.speakers[train_idx], ds.speaker_names,
+            ds.class_names("digit"), "digit")["per_speaker_accuracy"]
         mean = round(float(np.mean(list(per_speaker.values()))), 4)
         log(f"[loso]   inner cv {label(hp, ss)}: mean {mean:.4f} "
             f"({', '.join(f'{s} {a:.3f}' for s, a in per_speaker.items())})")
@@ -133,7 +133,7 @@ def _summary(args, cfg, cands, sets, ds, folds, per_speaker, pooled, y_true, y_p
                          f"leave-one-speaker-out, pooled: mean {np.mean(accs):.4f}, "
                          f"worst {worst} {per_speaker[worst]:.4f}")
     summary = {"app": APP, "command": "loso", "complete": complete, "features": cfg.to_dict(),
-               "feature_scales": list(dict.fromkeys(s for ss in sets for s in ss)),
+               "feature_scales": scales_in(sets),
                "candidates": [label(c, ss) for c in cands for ss in sets],
                "inner_folds": args.inner_folds,
                "ensemble": args.ensemble,
@@ -163,7 +163,7 @@ def cmd_loso(args, log=print) -> int:
     names = fsdd.speaker_names(fsdd.list_recordings(args.data))
     _check(args, names)
     out = make_run_dir(args.out, APP)
-    scales = list(dict.fromkeys(s for ss in sets for s in ss))
+    scales = scales_in(sets)
     cfgs = {s: dataclasses.replace(cfg, scale=s) for s in scales}
     dss = {s: load_dataset(args.data, cfgs[s], limit_per_class=args.limit,
                            progress=args.progress, cache_dir=cache_dir_for(args), log=log)

@@ -284,8 +284,9 @@ def train(args) -> dict:
                                   args.interp_steps, args.interp_pairs, run,
                                   np.random.default_rng(args.seed + 1))
     files += interp.pop("files")
-    if interpolation_summary(interp):
-        print(interpolation_summary(interp))
+    line = interpolation_summary(interp)
+    if line:
+        print(line)
     summary = {
         "app": APP, "subset": args.subset, "train_half": args.train_half,
         "val_frac": args.val_frac, "seed": args.seed, "preset": args.preset,
