@@ -22,9 +22,12 @@ and adds convolutions and dropout for harder tasks. Here, on the Free Spoken Dig
         --freq-pool 3 2 --search-scale db pcen db+pcen --tta
                                       # front ends chosen by inner CV (one group per training
                                       # speaker): dB, PCEN, or a model on each, averaged
+    python apps/spoken_digits.py train --model cnn_pool --epochs 40 --augment shift,noise \\
+        --freq-pool 3 2 --scale db+pcen   # for voices it never heard: a dB and a PCEN model,
+                                      # which predict pools (the setting loso chose)
     python apps/spoken_digits.py speakers                      # speaker identification, 6 classes
     python apps/spoken_digits.py evaluate runs/spoken_digits/<run>/model.npz
-    python apps/spoken_digits.py predict my_seven.wav          # the latest run's model
+    python apps/spoken_digits.py predict my_seven.wav          # the latest run's model(s)
     python apps/spoken_digits.py predict my_seven.wav --tta --checkpoint a.npz b.npz c.npz
     arecord -f S16_LE -r 16000 -c 1 -d 2 my_seven.wav          # record 2 s (ALSA), or sox:
     rec -c 1 -r 16000 my_seven.wav trim 0 2                    # any rate, mono or stereo
@@ -117,7 +120,7 @@ def trim_db(text: str) -> float | None:
 
 
 def scale_set(text: str) -> tuple:
-    """--search-scale db+pcen: feature scales joined by '+', each once."""
+    """--scale and --search-scale db+pcen: feature scales joined by '+', each once."""
     parts = tuple(text.split("+"))
     bad = [p for p in parts if p not in SCALES]
     if bad or len(set(parts)) != len(parts):
@@ -236,10 +239,12 @@ def build_parser() -> argparse.ArgumentParser:
                             "one before the features (default 30), or none")
         q.add_argument("--top-db", type=positive_float, default=80.0, metavar="DB",
                        help="floor of the dB features: DB below the loudest bin (default 80)")
-        q.add_argument("--scale", choices=SCALES, default="db",
+        q.add_argument("--scale", type=scale_set, default=("db",), metavar="SCALES",
                        help="db: decibels below the clip's loudest bin; pcen: per-channel "
                             "energy normalisation, each band over its own recent level "
-                            "(apps/audio/mel.py (7)-(8))")
+                            "(apps/audio/mel.py (7)-(8)); db+pcen: one model on each, their "
+                            "log-probabilities averaged (train writes model.npz and "
+                            "model_pcen.npz, which predict pools; default db)")
         q.add_argument("--fmin", type=nonnegative_float, default=0.0, metavar="HZ",
                        help="lowest frequency of the mel bands (default 0)")
         q.add_argument("--val-fraction", type=unit_interval, default=0.1,

@@ -24,7 +24,13 @@ from apps.audio.wav import AudioError
 from apps.common.errors import UsageError, describe
 from apps.common.runs import Line, Panel, make_run_dir, plot_curves, write_summary
 from apps.digits.data import DEFAULT_OUT_ROOT, cache_dir_for, load_dataset
-from apps.digits.model import latest_checkpoint, load_model, predict_proba, prepare
+from apps.digits.model import (
+    latest_checkpoint,
+    load_model,
+    predict_proba,
+    prepare,
+    with_companions,
+)
 from apps.digits.tta import pooled_log_proba
 
 
@@ -194,6 +200,8 @@ def cmd_predict(args) -> int:
     if ckpt is None:
         raise UsageError(f"no checkpoint given and none found under {DEFAULT_OUT_ROOT}/: run "
                          "'python apps/spoken_digits.py train' first, or pass --checkpoint")
+    if not args.checkpoint:  # the latest run: its model.npz and any companions on other scales
+        ckpt = with_companions(ckpt)
     results, failures, config = predict_files(args.files, ckpt, not args.mono_only,
                                               args.max_seconds, args.top, args.tta)
     what = "digit" if config["task"] == "digit" else "speaker"

@@ -73,7 +73,7 @@ def candidates(args) -> list:
 
 def scale_sets(args) -> list:
     """The candidate front ends: tuples of feature scales (--search-scale, else --scale)."""
-    return [tuple(s) for s in args.search_scale] if args.search_scale else [(args.scale,)]
+    return [tuple(s) for s in args.search_scale] if args.search_scale else [tuple(args.scale)]
 
 
 def label(hp: HParams, scales=("db",)) -> str:

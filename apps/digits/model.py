@@ -33,7 +33,7 @@ import numpy as np
 
 import nnscratch as nn
 from apps.audio.augment import cmvn
-from apps.audio.features import FeatureConfig, Standardizer
+from apps.audio.features import SCALES, FeatureConfig, Standardizer
 from apps.digits.data import APP, DEFAULT_OUT_ROOT
 
 
@@ -207,3 +207,11 @@ def latest_checkpoint(root=DEFAULT_OUT_ROOT, task: str | None = None):
         except nn.CheckpointError:
             continue  # a half-written or foreign file: look further back
     return None
+
+
+def with_companions(path) -> list:
+    """``path`` (a run's model.npz) and the models `train --scale db+pcen` wrote beside it on
+    the other front ends (model_pcen.npz): the ensemble `predict` pools by default."""
+    folder = os.path.dirname(path)
+    others = (os.path.join(folder, f"model_{scale}.npz") for scale in SCALES)
+    return [path] + [p for p in others if os.path.exists(p)]

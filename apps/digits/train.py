@@ -12,6 +12,7 @@ digit are the test set) or leave-one-speaker-out (6 models).
 """
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import os
@@ -43,6 +44,7 @@ from apps.digits.model import (
     prepare,
     save_model,
 )
+from apps.digits.tta import pooled_log_proba
 
 GRID = {"lr": [1e-3, 3e-3], "dropout": [0.25, 0.5]}
 
@@ -250,7 +252,7 @@ def feature_config(args) -> FeatureConfig:
     cfg = FeatureConfig(kind=args.features, n_mels=args.n_mels, n_frames=args.frames,
                         n_mfcc=args.n_mfcc, time_mode=time_mode,
                         trim_db=args.trim_db, top_db=args.top_db, fmin=args.fmin,
-                        scale=args.scale)
+                        scale=args.scale[0])
     if cfg.fmin >= cfg.sr / 2:  # refused here, before a run folder exists
         raise UsageError(f"--fmin {cfg.fmin:g}: the mel bands must start below half the sample "
                          f"rate ({cfg.sr / 2:g} Hz)")
@@ -272,8 +274,12 @@ def hparams(args) -> HParams:
                    cmvn=args.cmvn, freq_pool=tuple(args.freq_pool))
 
 
-def _train_official(args, ds, task, hp, cfg, out, summary, log):
-    """Official split: optional grid search and CV, then one model tested on recordings 0-4."""
+def _train_official(args, dss, task, hp, cfg, out, summary, log):
+    """Official split: optional grid search and CV, then one model tested on recordings 0-4,
+    or with --scale db+pcen one model per feature scale (dss: {scale: Dataset}, the same
+    recordings), their log-probabilities averaged on the test set as predict pools them."""
+    scales = list(dss)
+    ds = dss[scales[0]]
     classes, label = ds.class_names(task), f"{task} {hp.model} {cfg.kind}"
     train_idx, test_idx = fsdd.official_split(ds.recs)
     if args.grid:
@@ -293,18 +299,36 @@ def _train_official(args, ds, task, hp, cfg, out, summary, log):
         summary["cv"] = stats
         log(f"[cv] {args.cv}-fold validation accuracy {stats['mean']:.4f} +- "
             f"{stats['std']:.4f}; test accuracy of the majority vote: {vote['accuracy']:.4f}")
-    res = fit_and_test(ds, task, hp, train_idx, test_idx, args.val_fraction, args.seed,
-                       args.progress, desc=label, log=log)
+    members = []  # (scale, RunResult, checkpoint path), the first scale's model.npz first
+    for k, scale in enumerate(scales):
+        res = fit_and_test(dss[scale], task, hp, train_idx, test_idx, args.val_fraction,
+                           args.seed, args.progress, log=log,
+                           desc=label + (f", {scale}" if len(scales) > 1 else ""))
+        name = "model.npz" if k == 0 else f"model_{scale}.npz"  # predict finds them by name
+        members.append((scale, res, save_model(
+            os.path.join(out, name), res.model, hp, dss[scale].cfg, res.norm, task, classes,
+            extra={"test_accuracy": res.test["accuracy"]})))
+    res = members[0][1]
     test = res.test
-    ckpt = save_model(os.path.join(out, "model.npz"), res.model, hp, cfg, res.norm, task, classes,
-                      extra={"test_accuracy": test["accuracy"]})
+    if len(members) > 1:
+        pred = pooled_log_proba([(r.model, hp, dss[s].cfg, r.norm) for s, r, _ in members],
+                                ds.waveforms(test_idx),
+                                images=[dss[s].X[test_idx] for s, _, _ in members]).argmax(1)
+        test = classification_report(ds.labels(task)[test_idx], pred, ds.speakers[test_idx],
+                                     ds.speaker_names, classes, task)
+        summary["members"] = [{"scale": s, "test_accuracy": r.test["accuracy"], "checkpoint": c}
+                              for s, r, c in members]
+        log("[members] " + ", ".join(f"{s} alone {r.test['accuracy']:.4f}"
+                                     for s, r, _ in members))
+        label += f", {'+'.join(scales)}"
     png = plot_confusion(test["confusion"], classes, os.path.join(out, "confusion.png"),
                          f"{label}, official split: accuracy {test['accuracy']:.4f}")
-    hist_png = plot_history({"model": res.history}, os.path.join(out, "training.png"))
+    hist_png = plot_history({("model" if len(members) == 1 else s): r.history
+                             for s, r, _ in members}, os.path.join(out, "training.png"))
     best_epoch = max((h["epoch"] for h in res.history if h.get("best")), default=None)
     summary.update({"test": test, "n_train": res.extra["n_train"], "n_val": res.extra["n_val"],
                     "n_test": len(test_idx), "history": res.history, "best_epoch": best_epoch})
-    summary["files"] += [ckpt, png, hist_png]
+    summary["files"] += [c for _, _, c in members] + [png, hist_png]
     log(f"[{label}] official split test accuracy {test['accuracy']:.4f} "
         f"({test['errors']} errors / {test['n']})")
     log("per-speaker accuracy: "
@@ -408,16 +432,23 @@ def cmd_train(args, task: str = "digit", log=print) -> int:
     if task == "speaker" and args.split == "loso":
         raise UsageError("speaker identification needs every speaker in training: "
                          "use --split official")
+    if len(args.scale) > 1 and (args.split == "loso" or args.cv or args.grid):
+        raise UsageError(f"--scale {'+'.join(args.scale)} trains one model per front end on the "
+                         "official split only: without --split loso, --cv and --grid (the loso "
+                         "command takes --scale db+pcen for leave-one-speaker-out)")
     check_split_sizes(args)
     out = make_run_dir(args.out, APP)
-    ds = load_dataset(args.data, cfg, limit_per_class=args.limit, progress=args.progress,
-                      cache_dir=cache_dir_for(args), log=log)
+    dss = {s: load_dataset(args.data, dataclasses.replace(cfg, scale=s),
+                           limit_per_class=args.limit, progress=args.progress,
+                           cache_dir=cache_dir_for(args), log=log) for s in args.scale}
+    ds = dss[args.scale[0]]
     summary = {"app": APP, "task": task, "split": args.split, "model": hp.model,
-               "features": cfg.to_dict(), "hparams": hp.to_dict(), "seed": args.seed,
+               "features": cfg.to_dict(), "scales": list(args.scale), "hparams": hp.to_dict(),
+               "seed": args.seed,
                "augment": augment_settings(hp.augment), "cmvn": hp.cmvn,
                "data": fsdd.resolve_root(args.data), "n_recordings": len(ds.recs), "files": []}
     if args.split == "official":
-        _train_official(args, ds, task, hp, cfg, out, summary, log)
+        _train_official(args, dss, task, hp, cfg, out, summary, log)
     else:
         _train_loso(args, ds, task, hp, cfg, out, summary, log)
     summary["seconds"] = round(time.perf_counter() - t_start, 1)

@@ -22,8 +22,16 @@ from apps.audio.wav import resample
 from apps.digits import train as digits_train
 from apps.digits.data import DIGITS, load_dataset
 from apps.digits.evaluate import confusion_matrix, error_distances
-from apps.digits.model import HParams, build_model, load_model, predict_proba, save_model
+from apps.digits.model import (
+    HParams,
+    build_model,
+    load_model,
+    predict_proba,
+    save_model,
+    with_companions,
+)
 from apps.digits.train import train_model
+from apps.digits.tta import pooled_log_proba
 from conftest import SHARED_DATA
 
 FSDD = os.path.join(SHARED_DATA, "fsdd")
@@ -138,6 +146,48 @@ def test_cnn_pool_reads_fixed_hop_features_and_any_number_of_frames(tmp_path, ca
     assert sd.main(["train", "--model", "cnn_pool", "--time-mode", "stretch", "--limit", "8",
                     "--epochs", "1", "--out", str(out2), *TINY]) == 0
     assert load_model(str(out2 / "model.npz"))[2].time_mode == "stretch"
+
+
+def test_train_a_pair_of_front_ends_that_predict_pools(tmp_path, capsys, monkeypatch):
+    """--scale db+pcen on the official split: one model per front end (model.npz on decibels,
+    model_pcen.npz on PCEN, each with its own features); the test accuracy reported is the
+    pair's, their log-probabilities averaged, which the two checkpoints reproduce; predict
+    without --checkpoint pools the latest run's two models, as --checkpoint with both does."""
+    monkeypatch.chdir(tmp_path)  # the run under ./runs/spoken_digits/, where predict looks
+    out = tmp_path / "runs" / "spoken_digits" / "pair"
+    assert sd.main(["train", "--scale", "db+pcen", "--limit", "8", "--epochs", "2", "--lr",
+                    "3e-3", "--out", str(out), *TINY]) == 0
+    text = capsys.readouterr().out
+    assert "[members] db alone" in text and "pcen alone" in text
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["scales"] == ["db", "pcen"]
+    assert [m["scale"] for m in summary["members"]] == ["db", "pcen"]
+    paths = [str(out / "model.npz"), str(out / "model_pcen.npz")]
+    assert [m["checkpoint"] for m in summary["members"]] == paths
+    members = [load_model(p) for p in paths]
+    assert [cfg.scale for _, _, cfg, _, _ in members] == ["db", "pcen"]
+    dss = [load_dataset(FSDD, cfg, limit_per_class=5, progress=False, log=lambda *a: None)
+           for _, _, cfg, _, _ in members]  # recordings 0-4: the official test set
+    alone = [float((predict_proba(m, hp, norm.transform(d.X)).argmax(1) == d.digits).mean())
+             for (m, hp, _, norm, _), d in zip(members, dss)]
+    ds = dss[0]
+    assert alone == pytest.approx([m["test_accuracy"] for m in summary["members"]], abs=1e-4)
+    pair = pooled_log_proba([m[:4] for m in members], ds.waveforms()).argmax(1)
+    assert float((pair == ds.digits).mean()) == pytest.approx(summary["test"]["accuracy"],
+                                                              abs=1e-4)
+    assert with_companions(paths[0]) == paths
+    wav = os.path.join(FSDD, "recordings", "3_theo_40.wav")
+    rankings = []
+    for extra in ([], ["--checkpoint", *paths]):
+        assert sd.main(["predict", wav, "--json", *extra]) == 0
+        rankings.append(json.loads(capsys.readouterr().out.strip().splitlines()[-1])[0])
+    assert rankings[0] == rankings[1]
+    # a pair is trained on the official split only
+    assert sd.main(["train", "--scale", "db+pcen", "--cv", "2", "--limit", "8",
+                    "--out", str(tmp_path / "no"), *TINY]) == 2
+    assert "official split only" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        sd.main(["train", "--scale", "db+db"])
 
 
 def test_predict_bad_inputs_give_clear_errors(tmp_path, capsys, small_ds):
