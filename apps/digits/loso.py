@@ -15,9 +15,9 @@ For each of FSDD's six speakers (or those named by --held-out):
        apps/digits/tta.py (the inner CV scores single models without TTA).
 A candidate's front end is a set of feature scales (--search-scale db pcen db+pcen): 'db' and
 'pcen' are one model's features (apps/audio/features.py), 'db+pcen' one model on each, their
-log-probabilities averaged (in the inner CV too, from the same per-scale models). Models on
-different front ends err on different words, which averaging seeds of one front end does not
-buy (docs/digits.md).
+log-probabilities averaged (in the inner CV too, from the same per-scale models); `--scale
+db+pcen` without --search-scale fixes the pair. Models on different front ends err on
+different words, which averaging seeds of one front end does not buy (docs/digits.md).
 Written to the run folder: summary.json, rewritten after every fold ("complete": false until
 the last; per fold: held-out speaker, accuracy, chosen settings, the inner CV table with
 per-speaker accuracies, confusion matrix, seconds; the mean, the worst speaker and the pooled

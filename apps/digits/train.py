@@ -8,7 +8,9 @@ Training: Adam (AdamW with weight_decay > 0) on the softmax cross-entropy, mini-
 time shifts as augmentation, progress bars (tqdm) with loss and accuracy, and the weights of the
 best validation epoch kept. The standardisation statistics always come from the training
 examples only. Splits (apps/audio/fsdd.py): the official one (recordings 0-4 of each speaker and
-digit are the test set) or leave-one-speaker-out (6 models).
+digit are the test set) or leave-one-speaker-out (6 models). `--scale db+pcen` (official split
+only) trains one model per front end, model.npz and model_pcen.npz, and reports the pair's
+accuracy, their log-probabilities averaged as `predict` pools them (apps/digits/tta.py).
 """
 from __future__ import annotations
 

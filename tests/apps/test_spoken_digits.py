@@ -176,6 +176,9 @@ def test_train_a_pair_of_front_ends_that_predict_pools(tmp_path, capsys, monkeyp
     assert float((pair == ds.digits).mean()) == pytest.approx(summary["test"]["accuracy"],
                                                               abs=1e-4)
     assert with_companions(paths[0]) == paths
+    (tmp_path / "single").mkdir()  # a run on one front end: its model.npz alone
+    assert with_companions(str(tmp_path / "single" / "model.npz")) == \
+        [str(tmp_path / "single" / "model.npz")]
     wav = os.path.join(FSDD, "recordings", "3_theo_40.wav")
     rankings = []
     for extra in ([], ["--checkpoint", *paths]):
