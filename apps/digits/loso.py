@@ -46,8 +46,14 @@ from apps.digits.augment import settings as augment_settings
 from apps.digits.data import APP, cache_dir_for, load_dataset
 from apps.digits.evaluate import classification_report, error_distances, plot_confusion
 from apps.digits.model import HParams, save_model
-from apps.digits.train import check_split_sizes, feature_config, fit_and_test, hparams
-from apps.digits.tta import EPS, TTA_SPEEDS, pooled_log_proba
+from apps.digits.train import (
+    check_split_sizes,
+    feature_config,
+    fit_and_test,
+    hparams,
+    pooled_test,
+)
+from apps.digits.tta import EPS, TTA_SPEEDS
 
 
 def speaker_groups(ds, idx, k: int):
@@ -196,11 +202,8 @@ def cmd_loso(args, log=print) -> int:
         res = members[0][2]
         single = res.test["accuracy"]
         if len(members) > 1 or args.tta:  # pooled: the scales', the seeds' models and the speeds
-            pred = pooled_log_proba([(r.model, best, cfgs[s], r.norm) for s, _, r in members],
-                                    ds.waveforms(test_idx), tta=args.tta,
-                                    images=[dss[s].X[test_idx] for s, _, _ in members]).argmax(1)
-            test = classification_report(ds.digits[test_idx], pred, ds.speakers[test_idx],
-                                         ds.speaker_names, classes, "digit")
+            pred, test = pooled_test(dss, [(s, r) for s, _, r in members], best, test_idx,
+                                     "digit", tta=args.tta)
         else:
             pred, test = res.extra["proba"].argmax(1), res.test
         acc = test["accuracy"]

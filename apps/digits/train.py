@@ -196,6 +196,18 @@ def fit_and_test(ds: Dataset, task, hp, train_idx, test_idx, val_fraction=0.1, s
                      {"proba": proba, "n_train": len(tr), "n_val": len(va)})
 
 
+def pooled_test(dss, members, hp, test_idx, task, tta=False) -> tuple:
+    """(predictions, classification report) on test_idx of models on several front ends or
+    seeds, their log-probabilities averaged as `predict` pools them (apps/digits/tta.py).
+    dss: {scale: Dataset}, the same recordings; members: [(scale, RunResult)]."""
+    ds = next(iter(dss.values()))
+    pred = pooled_log_proba([(r.model, hp, dss[s].cfg, r.norm) for s, r in members],
+                            ds.waveforms(test_idx), tta=tta,
+                            images=[dss[s].X[test_idx] for s, _ in members]).argmax(1)
+    return pred, classification_report(ds.labels(task)[test_idx], pred, ds.speakers[test_idx],
+                                       ds.speaker_names, ds.class_names(task), task)
+
+
 def cross_validate(ds: Dataset, task, hp, train_idx, k=5, seed=0, progress=True, log=print,
                    desc="cv"):
     """K-fold CV on the training indices: per-fold validation accuracy and the fold models."""
@@ -313,11 +325,7 @@ def _train_official(args, dss, task, hp, cfg, out, summary, log):
     res = members[0][1]
     test = res.test
     if len(members) > 1:
-        pred = pooled_log_proba([(r.model, hp, dss[s].cfg, r.norm) for s, r, _ in members],
-                                ds.waveforms(test_idx),
-                                images=[dss[s].X[test_idx] for s, _, _ in members]).argmax(1)
-        test = classification_report(ds.labels(task)[test_idx], pred, ds.speakers[test_idx],
-                                     ds.speaker_names, classes, task)
+        _, test = pooled_test(dss, [(s, r) for s, r, _ in members], hp, test_idx, task)
         summary["members"] = [{"scale": s, "test_accuracy": r.test["accuracy"], "checkpoint": c}
                               for s, r, c in members]
         log("[members] " + ", ".join(f"{s} alone {r.test['accuracy']:.4f}"
