@@ -219,9 +219,8 @@ def main(argv=None) -> int:
                 f"{load_end:.2f} at the end; {blas_core_note()}; ms, median of "
                 f"{max(1, repeats // args.rounds)} calls, best of {args.rounds} interleaved "
                 f"rounds; the rounds' own ratios, median (min-max), fwd then fwd+bwd; goals: "
-                f"fwd+bwd <= "
-                f"{GOAL_FWD_BWD}x, fwd <= {GOAL_FWD}x, stretch fwd+bwd <= {STRETCH}x, and "
-                "in how many rounds both held",
+                f"fwd+bwd <= {GOAL_FWD_BWD}x, fwd <= {GOAL_FWD}x, stretch fwd+bwd <= "
+                f"{STRETCH}x, and in how many rounds both held",
                 rows, ["config", "layer", "ours fwd", "torch fwd", "ratio", "ours fwd+bwd",
                        "torch fwd+bwd", "ratio", "rounds' ratios", "goal"])
     ours_ms, torch_ms = results[HEADLINE]["fwd_bwd"]

@@ -22,7 +22,9 @@ def test_conv_benchmark_reports_each_rounds_ratio(monkeypatch, capsys):
     row = record["configs"]["tiny"]
     assert len(row["round_ratios_fwd"]) == len(row["round_ratios_fwd_bwd"]) == 2
     assert all(r > 0 for r in row["round_ratios_fwd"] + row["round_ratios_fwd_bwd"])
-    assert row["rounds_met"] in (0, 1, 2)
+    met = sum(fb <= bench.GOAL_FWD_BWD and f <= bench.GOAL_FWD
+              for f, fb in zip(row["round_ratios_fwd"], row["round_ratios_fwd_bwd"]))
+    assert row["rounds_met"] == met  # (ratios rounded to 3 places: a tie at a goal is unlikely)
     assert record["configs"]["tiny-1d"]["rounds_met"] is None  # no goal of its own
     assert "rounds)" in out and "median (min-max)" in out
 
