@@ -64,12 +64,13 @@ def _layers(kind, c_in, c_out, opts, tdev):
 
     from nnscratch.layers.conv import Conv1D, Conv2D, Conv2DTranspose
 
+    f32 = {"dtype": torch.float32}  # float32 whatever torch's default dtype was set to
     if kind == "conv2d":
-        return Conv2D(c_in, c_out, **opts), torch.nn.Conv2d(c_in, c_out, **opts).to(tdev)
+        return Conv2D(c_in, c_out, **opts), torch.nn.Conv2d(c_in, c_out, **opts, **f32).to(tdev)
     if kind == "conv1d":
-        return Conv1D(c_in, c_out, **opts), torch.nn.Conv1d(c_in, c_out, **opts).to(tdev)
+        return Conv1D(c_in, c_out, **opts), torch.nn.Conv1d(c_in, c_out, **opts, **f32).to(tdev)
     return (Conv2DTranspose(c_in, c_out, **opts),
-            torch.nn.ConvTranspose2d(c_in, c_out, **opts).to(tdev))
+            torch.nn.ConvTranspose2d(c_in, c_out, **opts, **f32).to(tdev))
 
 
 def blas_core_note() -> str:

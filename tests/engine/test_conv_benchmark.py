@@ -8,7 +8,7 @@ import pytest
 
 
 def test_conv_benchmark_reports_each_rounds_ratio(monkeypatch, capsys):
-    pytest.importorskip("torch")
+    torch = pytest.importorskip("torch")
     from benchmarks import conv as bench
 
     tiny = [("tiny", "conv2d", (2, 2, 6, 6), 3, {"kernel_size": 3, "padding": 1}, True, True),
@@ -16,7 +16,14 @@ def test_conv_benchmark_reports_each_rounds_ratio(monkeypatch, capsys):
              False)]
     monkeypatch.setattr(bench, "CONFIGS", tiny)
     monkeypatch.setattr(bench, "HEADLINE", "tiny")
-    assert bench.main(["--repeats", "4", "--rounds", "2"]) == 0
+    # as in the full suite, where tests/reference sets torch's default dtype to float64: the
+    # benchmark must still build float32 layers on torch's side
+    default = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        assert bench.main(["--repeats", "4", "--rounds", "2"]) == 0
+    finally:
+        torch.set_default_dtype(default)
     out = capsys.readouterr().out
     record = json.loads(out.strip().splitlines()[-1])
     row = record["configs"]["tiny"]
