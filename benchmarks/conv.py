@@ -110,6 +110,7 @@ def main(argv=None) -> int:
     if args.rounds < 1:
         p.error("--rounds must be >= 1")
     repeats = args.repeats or (6 if args.quick else 30)
+    per_round = max(1, repeats // args.rounds)  # timed calls in each round, each side
     tdev = setup_device(args.device)
     precision = torch_precision()  # both engines in plain FP32
 
@@ -176,33 +177,29 @@ def main(argv=None) -> int:
                                            atol=2e-3, err_msg=f"{name}: {what}")
         layer.zero_grad()
 
-        r, per_round = {}, {}
+        r = {}
         for key, fo, ft in (("fwd", fwd_ours, fwd_torch), ("fwd_bwd", fwd_bwd_ours, fwd_bwd_torch)):
             ours, theirs = [], []
-            per = max(1, repeats // args.rounds)
             for _ in range(args.rounds):  # interleave so slow drifts hit both alike
-                ours.append(time_fn(fo, per, warmup=2, sync=sync)["median_ms"])
-                theirs.append(time_fn(ft, per, warmup=2, sync=sync)["median_ms"])
+                ours.append(time_fn(fo, per_round, warmup=2, sync=sync)["median_ms"])
+                theirs.append(time_fn(ft, per_round, warmup=2, sync=sync)["median_ms"])
             r[key] = (min(ours), min(theirs))
-            per_round[key] = [a / b for a, b in zip(ours, theirs)]
-        r["ratio_fwd"] = r["fwd"][0] / r["fwd"][1]
-        r["ratio_fwd_bwd"] = r["fwd_bwd"][0] / r["fwd_bwd"][1]
-        # on a noisy machine one run's verdict says little: each round's own ratios, and in how
-        # many rounds the goals held, show how far to trust it
-        r["round_ratios_fwd"] = per_round["fwd"]
-        r["round_ratios_fwd_bwd"] = per_round["fwd_bwd"]
+            r[f"ratio_{key}"] = r[key][0] / r[key][1]
+            # on a noisy machine one run's verdict says little: each round's own ratio, and in
+            # how many rounds the goals held, show how far to trust it
+            r[f"round_ratios_{key}"] = [a / b for a, b in zip(ours, theirs)]
+        rounds = (r["round_ratios_fwd"], r["round_ratios_fwd_bwd"])
         if goal:
             met = r["ratio_fwd_bwd"] <= GOAL_FWD_BWD and r["ratio_fwd"] <= GOAL_FWD
             verdict = ("met (stretch too)" if met and r["ratio_fwd_bwd"] <= STRETCH
                        else "met" if met else "NOT met")
-            r["rounds_met"] = sum(fb <= GOAL_FWD_BWD and f <= GOAL_FWD
-                                  for f, fb in zip(per_round["fwd"], per_round["fwd_bwd"]))
+            r["rounds_met"] = sum(fb <= GOAL_FWD_BWD and f <= GOAL_FWD for f, fb in zip(*rounds))
         else:
             verdict = "-"
         r["goal"] = verdict
         results[name] = r
         spread = " ".join(f"{float(np.median(v)):.2f} ({min(v):.2f}-{max(v):.2f})"
-                          for v in per_round.values())
+                          for v in rounds)
         rows.append([name, f"{kind} {shape} -> {c_out}", f"{r['fwd'][0]:.2f}",
                      f"{r['fwd'][1]:.2f}", f"{r['ratio_fwd']:.2f}", f"{r['fwd_bwd'][0]:.2f}",
                      f"{r['fwd_bwd'][1]:.2f}", f"{r['ratio_fwd_bwd']:.2f}", spread,
@@ -218,7 +215,7 @@ def main(argv=None) -> int:
                 f"threads {info['cpu_threads_torch']}, {threads_note}, numba "
                 f"{info.get('numba', 'absent')}); load average {load_start:.2f} at the start, "
                 f"{load_end:.2f} at the end; {blas_core_note()}; ms, median of "
-                f"{max(1, repeats // args.rounds)} calls, best of {args.rounds} interleaved "
+                f"{per_round} calls, best of {args.rounds} interleaved "
                 f"rounds; the rounds' own ratios, median (min-max), fwd then fwd+bwd; goals: "
                 f"fwd+bwd <= {GOAL_FWD_BWD}x, fwd <= {GOAL_FWD}x, stretch fwd+bwd <= "
                 f"{STRETCH}x, and in how many rounds both held",
